@@ -1,0 +1,17 @@
+"""Backends: trainable representations of the fields that answer derivative requests.
+
+`BACKENDS` maps a spec's ``model.backend`` to a builder
+``(problem, config, *, dtype, key) -> BuiltModel``.
+"""
+
+from ._base import AbstractModel as AbstractModel
+from ._base import AbstractPointModel as AbstractPointModel
+from ._base import Constrained as Constrained
+from ._base import Frozen as Frozen
+from ._base import PointFunction as PointFunction
+from ._base import trainable_filter as trainable_filter
+from .flax import from_flax as from_flax
+from .mlp import MLP as MLP
+from .mlp import build_mlp as build_mlp
+
+BACKENDS = {"mlp": build_mlp}

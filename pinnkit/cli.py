@@ -1,0 +1,159 @@
+"""``pinnkit solve | validate | list | report``.
+
+Exit codes (DESIGN.md §6): 0 done; 2 the spec or the command line is wrong (a message naming
+the key path and the fix, no traceback); 3 training diverged (the last finite checkpoint is
+kept); 130 interrupted (a checkpoint is written; ``--resume DIR`` continues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+
+from .errors import DivergenceError, InterruptedRun, PinnkitError, SpecError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # exit 2 with a hint, as for a bad spec
+        self.print_usage(sys.stderr)
+        print(f"pinnkit: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _problems_dir() -> pathlib.Path:
+    here = pathlib.Path(__file__).resolve().parent.parent / "problems"
+    return here if here.exists() else pathlib.Path("problems")
+
+
+def _cmd_solve(args) -> int:
+    from ._solve import solve
+
+    if args.spec is None and args.resume is None:
+        raise SpecError("give a SPEC.yaml to solve, or --resume RUN_DIR", path="solve")
+    if args.spec is not None and args.resume is not None:
+        raise SpecError("give either SPEC.yaml or --resume RUN_DIR, not both", path="solve")
+    solution = solve(
+        args.spec, out=args.out, overrides=args.set or [], resume=args.resume, progress=not args.quiet
+    )
+    _print_summary(solution)
+    return 0
+
+
+def _print_summary(solution) -> None:
+    r = solution.record
+    errors = solution.errors()
+    print(
+        f"{solution.problem.name}: {r.status} after {r.steps} steps in {r.wall_s:.1f} s "
+        f"(compile {r.compile_s:.1f} s, {r.steps_per_s:.0f} steps/s)"
+    )
+    for name, e in errors.items():
+        print("  " + name + ": " + ", ".join(f"{k} {v:.3e}" for k, v in e.items()))
+    for k, v in solution.unknowns.items():
+        print(f"  {k} = {float(v):.6g}")
+    out = getattr(solution, "run_dir", None)
+    if out:
+        print(f"  outputs and plots in {out}")
+
+
+def _cmd_validate(args) -> int:
+    from ._solve import load_spec
+    from .spec.build import phase_configs
+
+    loaded = load_spec(args.spec, args.set or [])
+    problem = loaded.problem()
+    phases = phase_configs(loaded.spec.train)
+    print(f"{args.spec}: ok")
+    print(f"  problem {problem.name}: coords {list(problem.coords)}, fields {list(problem.fields)}")
+    print(f"  equation residuals: {list(problem.equation.names)} needs {list(problem.equation.requests)}")
+    print(f"  conditions: {[c.label for c in problem.conditions]}")
+    print(f"  model: {loaded.model.backend}; phases: " + ", ".join(
+        f"{p.optimizer if isinstance(p.optimizer, str) else p.optimizer.name} x{p.steps}" for p in phases
+    ))
+    return 0
+
+
+def _cmd_list(args) -> int:
+    from .backends import BACKENDS
+    from .core.sampling import SAMPLERS
+    from .equations import BUILTINS
+    from .reference import REFERENCE_SOLVERS
+    from .spec.build import OPTIMIZERS
+
+    print("equations:")
+    for name, b in sorted(BUILTINS.items()):
+        opts = ", ".join(f"{k}={v}" for k, v in b.options.items())
+        print(f"  {name:12s} {b.summary}  [{opts}]")
+    print("backends:   " + ", ".join(sorted(BACKENDS)))
+    print("optimizers: " + ", ".join(OPTIMIZERS))
+    print("samplers:   " + ", ".join(sorted(SAMPLERS)))
+    print("weightings: fixed, gradnorm; causal (opt-in, train.causal)")
+    print("reference solvers: " + ", ".join(sorted(REFERENCE_SOLVERS)))
+    problems = sorted(_problems_dir().glob("*.yaml"))
+    print("problems:")
+    for p in problems:
+        import yaml
+
+        try:
+            desc = (yaml.safe_load(p.read_text()) or {}).get("description", "")
+        except Exception:  # a broken file is listed, not fatal
+            desc = "(unreadable)"
+        print(f"  {p.stem:16s} {desc}")
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from ._solve import report
+
+    summary = report(args.run)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="pinnkit", description="Physics-informed PDE solving in JAX.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    s = sub.add_parser("solve", help="train on a spec and write a run directory")
+    s.add_argument("spec", nargs="?", help="problem spec (YAML)")
+    s.add_argument("--out", help="run directory (default runs/<name>-<time>)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a spec key")
+    s.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
+    s.add_argument("--quiet", action="store_true", help="no progress output")
+    s.set_defaults(func=_cmd_solve)
+    v = sub.add_parser("validate", help="check a spec without training")
+    v.add_argument("spec")
+    v.add_argument("--set", action="append", metavar="KEY=VALUE")
+    v.set_defaults(func=_cmd_validate)
+    lst = sub.add_parser("list", help="builtin equations, backends, optimizers, problems")
+    lst.set_defaults(func=_cmd_list)
+    r = sub.add_parser("report", help="re-render a run's plots and print its summary")
+    r.add_argument("run", help="run directory")
+    r.set_defaults(func=_cmd_report)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code = args.func(args)
+    except SpecError as e:
+        print(f"pinnkit: spec error: {e}", file=sys.stderr)
+        code = e.exit_code
+    except DivergenceError as e:
+        print(f"pinnkit: training diverged: {e}", file=sys.stderr)
+        code = e.exit_code
+    except InterruptedRun as e:
+        print(f"pinnkit: {e}", file=sys.stderr)
+        code = e.exit_code
+    except KeyboardInterrupt:
+        print("pinnkit: interrupted", file=sys.stderr)
+        code = 130
+    except PinnkitError as e:
+        print(f"pinnkit: {e}", file=sys.stderr)
+        code = e.exit_code
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Exact (hard) enforcement of Dirichlet and initial conditions on a box.
+
+A field with value conditions on some faces is written ``u(x) = B(x) + D(x) N(x)``: ``N`` is
+the network, ``D`` vanishes on exactly those faces, and ``B`` interpolates the face data
+transfinitely (a Coons patch: for each constrained axis, blend the two faces linearly and
+subtract what the axes before it already put there), so ``u`` equals the data on every
+constrained face whatever ``N`` is. This is the box case of the theory of functional
+connections (Leake & Mortari, arXiv 1910.12264) and of Sukumar & Srivastava's distance
+functions (arXiv 2104.08426). Data that disagree at a corner cannot be matched exactly by
+any smooth function; such a field stays soft (a loss term), with a warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .domain import Box
+from .problem import Problem
+
+PointFn = Callable[[jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Axis:
+    axis: int
+    lo: float
+    hi: float
+    g_lo: PointFn | None
+    g_hi: PointFn | None
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldLift:
+    """``u = lift(x) + distance(x) * n`` for one field; both are functions of one point."""
+
+    axes: tuple[_Axis, ...]
+
+    def lift(self, x: jax.Array) -> jax.Array:
+        return _lift(x, self.axes)
+
+    def distance(self, x: jax.Array) -> jax.Array:
+        d = jnp.ones((), x.dtype)
+        for a in self.axes:
+            s, width = x[a.axis], a.hi - a.lo
+            if a.g_lo is not None and a.g_hi is not None:
+                d = d * 4.0 * (s - a.lo) * (a.hi - s) / width**2
+            elif a.g_lo is not None:
+                d = d * (s - a.lo) / width
+            else:
+                d = d * (a.hi - s) / width
+        return d
+
+
+def _lift(x, axes):
+    if not axes:
+        return jnp.zeros((), x.dtype)
+    *rest, a = axes
+    base = _lift(x, rest)
+    s = x[a.axis]
+    xa, xb = x.at[a.axis].set(a.lo), x.at[a.axis].set(a.hi)
+    if a.g_lo is not None and a.g_hi is not None:
+        w = (s - a.lo) / (a.hi - a.lo)
+        return base + (1 - w) * (a.g_lo(xa) - _lift(xa, rest)) + w * (a.g_hi(xb) - _lift(xb, rest))
+    if a.g_lo is not None:
+        return base + a.g_lo(xa) - _lift(xa, rest)
+    return base + a.g_hi(xb) - _lift(xb, rest)
+
+
+def _point_function(target, box: Box, constants: Mapping[str, float]) -> PointFn:
+    def g(x):
+        env = {c: x[i] for i, c in enumerate(box.coords)}
+        env.update(constants)
+        return jnp.asarray(target(env), x.dtype)
+
+    return g
+
+
+def hard_constraints(
+    problem: Problem, *, check_points: int = 64
+) -> tuple[dict[str, FieldLift], frozenset[tuple[int, str]]]:
+    """Work out which value conditions can be enforced exactly.
+
+    Returns:
+        ``({field: FieldLift}, enforced)`` where ``enforced`` holds ``(condition index,
+        field)`` pairs the objective must no longer add as loss terms.
+    """
+    constants = problem.constants()
+    unknown_names = set(problem.unknowns)
+    periodic = set(problem.periodic_axes)
+    lifts: dict[str, FieldLift] = {}
+    enforced: set[tuple[int, str]] = set()
+    for field in problem.fields:
+        faces: dict[tuple[int, int], tuple[int, PointFn]] = {}
+        for index, cond in enumerate(problem.conditions):
+            target = cond.targets.get(field) if cond.faces else None
+            if target is None or unknown_names & set(getattr(target, "names", ())):
+                continue
+            for face in cond.faces:
+                if face.axis in periodic:
+                    continue
+                faces.setdefault(
+                    (face.axis, face.side), (index, _point_function(target, problem.box, constants))
+                )
+        if not faces:
+            continue
+        axes = []
+        for axis in sorted({a for a, _ in faces}):
+            lo, hi = problem.box.bounds[problem.box.coords[axis]]
+            g_lo = faces.get((axis, 0), (None, None))[1]
+            g_hi = faces.get((axis, 1), (None, None))[1]
+            axes.append(_Axis(axis, lo, hi, g_lo, g_hi))
+        lift = FieldLift(tuple(axes))
+        if not _consistent(lift, faces, problem.box, check_points):
+            warnings.warn(
+                f"the value conditions of field {field!r} disagree where faces meet, so no smooth "
+                "function meets them all; they stay soft loss terms for this field",
+                stacklevel=2,
+            )
+            continue
+        lifts[field] = lift
+        enforced.update((index, field) for index, _ in faces.values())
+    return lifts, frozenset(enforced)
+
+
+def _consistent(lift: FieldLift, faces, box: Box, n: int) -> bool:
+    rng = np.random.default_rng(0)
+    lift_at = jax.jit(jax.vmap(lift.lift))
+    for (axis, side), (_, g) in faces.items():
+        pts = box.lo + rng.random((n, box.dim)) * (box.hi - box.lo)
+        pts[:, axis] = box.bounds[box.coords[axis]][side]
+        # Include the corners of this face, where disagreements show.
+        for other in range(box.dim):
+            if other != axis:
+                pts[: n // 4, other] = box.lo[other]
+                pts[n // 4 : n // 2, other] = box.hi[other]
+        pts = jnp.asarray(pts)
+        want = np.asarray(jax.vmap(g)(pts))
+        got = np.asarray(lift_at(pts))
+        if not np.allclose(got, want, rtol=1e-5, atol=1e-5 * (1 + np.abs(want).max())):
+            return False
+    return True

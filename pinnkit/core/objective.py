@@ -1,0 +1,223 @@
+"""The objective: a problem's residual, condition and data terms as mean squared errors.
+
+`Objective` turns a `Problem` into loss terms over groups of points: the interior (the
+equation's residuals), each condition's faces, and each observation set. It asks the model
+for exactly the derivatives each group needs, once per group, and evaluates the terms with
+plain arithmetic, so it works with every backend. Conditions already enforced exactly by the
+model (hard constraints) are left out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, PRNGKeyArray
+
+from .domain import derivative_name, parse_derivative
+from .problem import Problem
+from .sampling import AbstractSampler, Sobol
+
+
+@dataclasses.dataclass(frozen=True)
+class Term:
+    """One loss term: mean of squared residuals of one kind on one group of points."""
+
+    name: str
+    group: str
+    kind: str  # "residual" | "condition" | "data"
+    weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Group:
+    name: str
+    regions: tuple[tuple[np.ndarray, np.ndarray], ...]  # (lo, hi) per face or the box
+    n_each: int
+    fixed: np.ndarray | None = None  # observation points never move
+    pair_axis: int | None = None  # periodic: evaluate on the opposite face too
+
+
+class Objective:
+    """Loss terms of a problem.
+
+    Arguments:
+        problem: the problem.
+        enforced: ``(condition index, symbol)`` pairs the model meets exactly; skipped.
+        interior: number of residual points.
+        boundary: number of points per condition (spread over its faces).
+        sampler: how points are drawn (a `pinnkit.core.sampling.AbstractSampler`).
+        periodic_exact: whether the model is periodic by construction (no periodic terms).
+        dtype: floating dtype of the points.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        *,
+        enforced: frozenset[tuple[int, str]] = frozenset(),
+        interior: int = 2048,
+        boundary: int = 256,
+        sampler: AbstractSampler | None = None,
+        periodic_exact: bool = False,
+        dtype=jnp.float32,
+    ):
+        self.problem = problem
+        self.sampler = sampler if sampler is not None else Sobol()
+        self.dtype = dtype
+        box = problem.box
+        lo, hi = box.lo, box.hi
+        self.groups: dict[str, _Group] = {"interior": _Group("interior", ((lo, hi),), interior)}
+        self.terms: list[Term] = [Term(n, "interior", "residual") for n in problem.equation.names]
+        self._condition_parts: dict[str, tuple] = {}
+        labels: dict[str, int] = {}
+        for index, cond in enumerate(problem.conditions):
+            label = cond.label
+            if label in labels:
+                labels[label] += 1
+                label = f"{label}#{labels[label]}"
+            else:
+                labels[label] = 0
+            group = f"condition{index}"
+            if cond.periodic:
+                if periodic_exact:
+                    continue
+                axis = box.axis(cond.periodic)
+                face_hi = hi.copy()
+                face_hi[axis] = lo[axis]
+                self.groups[group] = _Group(group, ((lo, face_hi),), boundary, pair_axis=axis)
+                self.terms.append(Term(label, group, "condition", cond.weight))
+                continue
+            parts = [
+                (sym, fn) for sym, fn in cond.targets.items() if (index, sym) not in enforced
+            ] + [(f"residual{i}", fn) for i, fn in enumerate(cond.residuals)]
+            if not parts:
+                continue
+            regions = []
+            for face in cond.faces:
+                flo, fhi = lo.copy(), hi.copy()
+                flo[face.axis] = fhi[face.axis] = face.value
+                regions.append((flo, fhi))
+            n_each = max(1, math.ceil(boundary / len(regions)))
+            self.groups[group] = _Group(group, tuple(regions), n_each)
+            for sym, fn in parts:
+                name = label if len(parts) == 1 else f"{label}:{sym}"
+                self.terms.append(Term(name, group, "condition", cond.weight))
+                self._condition_parts[name] = (sym, fn)
+        for index, obs in enumerate(problem.data):
+            group = f"data{index}"
+            self.groups[group] = _Group(group, (), len(obs.points), fixed=np.asarray(obs.points))
+            self.terms.append(Term(obs.label, group, "data", obs.weight))
+
+    # --- points -------------------------------------------------------------------------
+
+    def sample(self, *, score=None, key: PRNGKeyArray) -> dict[str, Array]:
+        """Draw every group's points (observation points are returned unchanged)."""
+        keys = jax.random.split(key, len(self.groups))
+        out = {}
+        for k, g in zip(keys, self.groups.values()):
+            if g.fixed is not None:
+                out[g.name] = jnp.asarray(g.fixed, self.dtype)
+                continue
+            rk = jax.random.split(k, len(g.regions))
+            pts = [
+                self.sampler(
+                    jnp.asarray(rlo, self.dtype),
+                    jnp.asarray(rhi, self.dtype),
+                    g.n_each,
+                    score=score if g.name == "interior" else None,
+                    key=kk,
+                )
+                for kk, (rlo, rhi) in zip(rk, g.regions)
+            ]
+            out[g.name] = jnp.concatenate(pts, axis=0)
+        return out
+
+    # --- evaluation -----------------------------------------------------------------------
+
+    def env(self, model, unknowns: Mapping[str, Array], points: Array, requests) -> dict:
+        """Coordinates, params, unknowns and the requested fields/derivatives at points."""
+        p = self.problem
+        env = {c: points[:, i] for i, c in enumerate(p.coords)}
+        env.update({k: jnp.asarray(v, points.dtype) for k, v in p.params.items()})
+        env.update(unknowns)
+        derivs = [parse_derivative(r, p.coords, p.fields) for r in sorted(set(requests))]
+        env.update(model.fields_at(points, [d for d in derivs if d is not None]))
+        return env
+
+    def residuals(self, model, unknowns, points) -> tuple[Array, ...]:
+        """The equation's residuals at interior points."""
+        env = self.env(model, unknowns, points, self.problem.equation.requests)
+        n = points.shape[0]
+        return tuple(jnp.broadcast_to(r, (n,)) for r in self.problem.equation.residuals(env))
+
+    def squared(self, model, unknowns, points: Mapping[str, Array]) -> dict[str, Array]:
+        """Per-point squared residual of every term, keyed by term name."""
+        out = {}
+        p = self.problem
+        for name, r in zip(p.equation.names, self.residuals(model, unknowns, points["interior"])):
+            out[name] = r**2
+        for g in self.groups.values():
+            if g.name == "interior":
+                continue
+            pts = points[g.name]
+            n = pts.shape[0]
+            terms = [t for t in self.terms if t.group == g.name]
+            if g.pair_axis is not None:
+                out[terms[0].name] = self._periodic(model, pts, g.pair_axis)
+                continue
+            if g.fixed is not None:
+                obs = p.data[int(g.name.removeprefix("data"))]
+                env = self.env(model, unknowns, pts, obs.values)
+                err = sum((env[s] - jnp.asarray(v, pts.dtype)) ** 2 for s, v in obs.values.items())
+                out[terms[0].name] = err
+                continue
+            requests = set()
+            for t in terms:
+                sym, fn = self._condition_parts[t.name]
+                if not sym.startswith("residual"):
+                    requests.add(sym)
+                requests |= set(getattr(fn, "names", ()))
+            env = self.env(model, unknowns, pts, requests)
+            for t in terms:
+                sym, fn = self._condition_parts[t.name]
+                value = fn(env)
+                r = value if sym.startswith("residual") else env[sym] - value
+                out[t.name] = jnp.broadcast_to(r, (n,)) ** 2
+        return out
+
+    def _periodic(self, model, pts, axis):
+        """Fields and their first derivatives along the axis match on opposite faces."""
+        p = self.problem
+        other = pts.at[:, axis].set(p.box.hi[axis])
+        orders = [0] * p.box.dim
+        orders[axis] = 1
+        req = [parse_derivative(f, p.coords, p.fields) for f in p.fields] + [
+            parse_derivative(derivative_name(f, orders, p.coords), p.coords, p.fields)
+            for f in p.fields
+        ]
+        a, b = model.fields_at(pts, req), model.fields_at(other, req)
+        return sum((a[r.name] - b[r.name]) ** 2 for r in req)
+
+    def score(self, model, unknowns):
+        """Squared equation residual at points: what residual-based samplers rank by."""
+
+        def score(points):
+            return sum(r**2 for r in self.residuals(model, unknowns, points))
+
+        return score
+
+    def reduce(self, squared: Mapping[str, Array], points, causal=None) -> dict[str, Array]:
+        """Mean of each term; residual terms through the causal weighting when given."""
+        out = {}
+        for t in self.terms:
+            sq = squared[t.name]
+            if t.kind == "residual" and causal is not None:
+                out[t.name] = causal(sq, points["interior"], self.problem.box)
+            else:
+                out[t.name] = jnp.mean(sq)
+        return out

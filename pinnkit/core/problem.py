@@ -1,0 +1,137 @@
+"""The `Problem`: domain, fields, equation, conditions, observations and reference.
+
+A problem is plain data. It says nothing about how it is solved: backends, trainers and
+reports read it. Conditions and references hold callables of an environment (a mapping
+from names to arrays), which is what a parsed expression is; from Python any function of
+that mapping works too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..equations import AbstractEquation
+from .domain import Box, Derivative, Face, parse_derivative
+
+EnvFunction = Callable[[Mapping[str, Any]], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """A boundary, initial, periodic or other side condition.
+
+    Arguments:
+        faces: where it holds; several faces share the same targets (``on: boundary``).
+        targets: ``{symbol: value}``: a field (Dirichlet) or a derivative (Neumann, initial
+            velocity) equal to a function of the environment.
+        residuals: other conditions as functions that vanish (Robin, ``u_x + u``).
+        periodic: a coordinate along which every field is periodic (then `faces` is empty).
+        weight: the loss weight's starting value.
+        label: a short name for reports.
+    """
+
+    faces: tuple[Face, ...] = ()
+    targets: Mapping[str, EnvFunction] = dataclasses.field(default_factory=dict)
+    residuals: tuple[EnvFunction, ...] = ()
+    periodic: str | None = None
+    weight: float = 1.0
+    label: str = "condition"
+
+
+@dataclasses.dataclass(frozen=True)
+class Observations:
+    """Measured values of fields (or derivatives) at points: a data term in the loss.
+
+    Arguments:
+        points: ``(n, dim)`` coordinates in the problem's order.
+        values: ``{symbol: (n,) values}``.
+        weight: the loss weight.
+        label: a short name for reports.
+    """
+
+    points: np.ndarray
+    values: Mapping[str, np.ndarray]
+    weight: float = 1.0
+    label: str = "data"
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """Trusted values of the fields on evaluation points.
+
+    Arguments:
+        points: ``(n, dim)`` points.
+        values: ``{field: (n,)}``.
+        grid_shape: the tensor-grid shape the points come from (C order), for plots.
+        source: where the values come from (``exact``, a file, a solver name).
+    """
+
+    points: np.ndarray
+    values: Mapping[str, np.ndarray]
+    grid_shape: tuple[int, ...] | None = None
+    source: str = "exact"
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """A PDE problem, forward or inverse.
+
+    Arguments:
+        name: a short name (``[a-z0-9_-]+``).
+        box: the domain and its ordered coordinates.
+        fields: the unknown fields' names.
+        equation: the residuals that vanish at the solution.
+        conditions: boundary, initial and periodic conditions.
+        params: named constants visible to every expression.
+        unknowns: trainable scalars with their initial values (inverse problems).
+        data: observation terms.
+        reference: a lazily computed reference, called once when first needed.
+        description: free text.
+    """
+
+    name: str
+    box: Box
+    fields: tuple[str, ...]
+    equation: AbstractEquation
+    conditions: tuple[Condition, ...] = ()
+    params: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    unknowns: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    data: tuple[Observations, ...] = ()
+    reference: Callable[[], Reference] | None = None
+    description: str = ""
+    true_unknowns: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    @property
+    def coords(self) -> tuple[str, ...]:
+        return self.box.coords
+
+    def derivative(self, name: str) -> Derivative | None:
+        return parse_derivative(name, self.coords, self.fields)
+
+    @property
+    def periodic_axes(self) -> tuple[int, ...]:
+        return tuple(self.box.axis(c.periodic) for c in self.conditions if c.periodic)
+
+    def constants(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.params.items()}
+
+
+def with_reference_cache(make: Callable[[], Reference]) -> Callable[[], Reference]:
+    """Compute a reference once, on first use (reference solvers can take seconds)."""
+    cache: list[Reference] = []
+
+    def get() -> Reference:
+        if not cache:
+            cache.append(make())
+        return cache[0]
+
+    return get
+
+
+def symbols_of(problem_coords: Sequence[str], params, unknowns) -> tuple[str, ...]:
+    """Every plain name an expression may use: coordinates, params and unknowns."""
+    return tuple(problem_coords) + tuple(params) + tuple(unknowns)

@@ -1,0 +1,46 @@
+"""Reference solutions used to measure errors: exact formulas and tested reference solvers.
+
+`REFERENCE_SOLVERS` maps ``reference: {solver: NAME, options: {...}}`` in a spec to a function
+``solver(columns, *, fields, params, **options) -> {field: values}`` evaluated at the points
+whose coordinates are ``columns`` (``{coord: (n,) array}``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import SpecError
+
+
+def _need(columns, names, solver):
+    missing = [c for c in names if c not in columns]
+    if missing:
+        raise SpecError(
+            f"reference solver {solver!r} needs coordinates {names}; the problem lacks {missing}",
+            path="reference.solver",
+        )
+
+
+def _burgers(columns, *, fields, params, nu=None, n_quad=None):
+    from .burgers import burgers_cole_hopf
+
+    _need(columns, ["x", "t"], "burgers_cole_hopf")
+    nu = float(params.get("nu", 0.01 / np.pi)) if nu is None else float(nu)
+    kwargs = {} if n_quad is None else {"n_quad": int(n_quad)}
+    return {fields[0]: burgers_cole_hopf(columns["x"], columns["t"], nu=nu, **kwargs)}
+
+
+def _allen_cahn(columns, *, fields, params, eps=None, a=None, n=None):
+    from .allen_cahn import allen_cahn_reference
+
+    _need(columns, ["x", "t"], "allen_cahn_spectral")
+    eps = float(params.get("eps", 1e-4)) if eps is None else float(eps)
+    a = float(params.get("a", 5.0)) if a is None else float(a)
+    kwargs = {} if n is None else {"n": int(n)}
+    return {fields[0]: allen_cahn_reference(columns["x"], columns["t"], eps=eps, a=a, **kwargs)}
+
+
+REFERENCE_SOLVERS = {
+    "burgers_cole_hopf": _burgers,
+    "allen_cahn_spectral": _allen_cahn,
+}

@@ -1,0 +1,483 @@
+"""From a validated spec to the objects that solve it: problem, model, objective, phases.
+
+This is the only place that maps names in a spec to classes (backends, samplers, optimizers,
+weightings, reference solvers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import pathlib
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ..core.derivatives import ForwardMode, NestedReverse, TaylorMode
+from ..core.domain import Box, parse_derivative, parse_face
+from ..core.expressions import parse_expression
+from ..core.objective import Objective
+from ..core.problem import Condition, Observations, Problem, Reference, with_reference_cache
+from ..core.sampling import RAD, Grid, Sobol, Uniform
+from ..equations import ExpressionEquation, builtin_equation, parse_symbolic
+from ..errors import SpecError
+from ..train.trainer import Phase, lbfgs_phase
+from ..train.weighting import Causal, Fixed, GradNorm
+from .schema import ModelConfig, OptimizerConfig, PhaseConfig, Spec, TrainConfig
+
+DERIVATIVES = {"forward": ForwardMode, "reverse": NestedReverse, "taylor": TaylorMode}
+OPTIMIZERS = (
+    "adam",
+    "adamw",
+    "sgd",
+    "lion",
+    "rmsprop",
+    "adabelief",
+    "lamb",
+    "nadam",
+    "radam",
+    "yogi",
+    "adagrad",
+    "amsgrad",
+    "novograd",
+    "adamax",
+    "lbfgs",
+)
+DEFAULT_STEPS = 4000
+DEFAULT_LBFGS_FRACTION = 0.5
+
+
+def _constant(value, path: str) -> float:
+    expr = parse_expression(value, symbols=(), path=path)
+    return float(expr({}))
+
+
+def _check_names(spec: Spec) -> None:
+    taken: dict[str, str] = {}
+    for kind, names in (
+        ("coordinate", spec.coords),
+        ("field", spec.fields),
+        ("param", spec.params),
+        ("unknown", spec.unknowns),
+    ):
+        for n in names:
+            if not n.isidentifier() or n.startswith("_"):
+                raise SpecError(f"{kind} name {n!r} must be a plain identifier", path=f"{kind}s")
+            if kind in ("field", "coordinate") and "_" in n:
+                raise SpecError(
+                    f"{kind} name {n!r} may not contain '_' (it separates a field from the "
+                    "coordinates of a derivative, as in u_xx)",
+                    path=f"{kind}s",
+                )
+            if n in ("pi", "e"):
+                raise SpecError(f"{kind} name {n!r} is a builtin constant; rename it", path=f"{kind}s")
+            if n in taken:
+                raise SpecError(f"{n!r} is both a {taken[n]} and a {kind}; rename one", path=f"{kind}s")
+            taken[n] = kind
+
+
+def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
+    """The `Problem` a spec describes (references are computed lazily, on first use)."""
+    _check_names(spec)
+    base_dir = pathlib.Path(base_dir)
+    bounds = {
+        c: (_constant(lo, f"domain.{c}[0]"), _constant(hi, f"domain.{c}[1]"))
+        for c, (lo, hi) in spec.domain.items()
+    }
+    for c in spec.coords:
+        if c not in bounds:
+            raise SpecError(f"coordinate {c!r} has no interval; add `{c}: [lo, hi]`", path="domain")
+    box = Box(tuple(spec.coords), bounds)
+    coords, fields = box.coords, tuple(spec.fields)
+    symbols = tuple(coords) + tuple(spec.params) + tuple(spec.unknowns)
+    eq = spec.equation
+    if isinstance(eq, str):
+        equation = builtin_equation(
+            eq, {}, coords=coords, fields=fields, params=spec.params, symbols=symbols
+        )
+    elif eq.name is not None:
+        if eq.residuals is not None:
+            raise SpecError("give either `name` or `residuals`, not both", path="equation")
+        equation = builtin_equation(
+            eq.name,
+            dict(eq.model_extra or {}),
+            coords=coords,
+            fields=fields,
+            params=spec.params,
+            symbols=symbols,
+        )
+    else:
+        if eq.model_extra:
+            key = sorted(eq.model_extra)[0]
+            raise SpecError(
+                f"unknown key {key!r}: an equation is a builtin `name:` with options or a list of "
+                "`residuals:`",
+                path=f"equation.{key}",
+            )
+        if eq.residuals is None:
+            raise SpecError(
+                "give a builtin `name:` or a list of `residuals:` expressions", path="equation"
+            )
+        texts = [eq.residuals] if isinstance(eq.residuals, str) else list(eq.residuals)
+        equation = ExpressionEquation(texts, coords=coords, fields=fields, symbols=symbols)
+
+    conditions = [_condition(i, c, box, fields, symbols) for i, c in enumerate(spec.conditions)]
+    data = tuple(_observations(i, d, box, fields, base_dir) for i, d in enumerate(spec.data))
+    reference = None
+    if spec.reference is not None and (
+        spec.reference.exact or spec.reference.file or spec.reference.solver
+    ):
+        reference = with_reference_cache(
+            _reference_maker(spec, box, fields, symbols, base_dir)
+        )
+    return Problem(
+        name=spec.name,
+        box=box,
+        fields=fields,
+        equation=equation,
+        conditions=tuple(conditions),
+        params=dict(spec.params),
+        unknowns=dict(spec.unknowns),
+        data=data,
+        reference=reference,
+        description=spec.description,
+        true_unknowns=dict(spec.reference.unknowns) if spec.reference else {},
+    )
+
+
+def _condition(index, cfg, box, fields, symbols) -> Condition:
+    path = f"conditions[{index}]"
+    extra = dict(cfg.model_extra or {})
+    if cfg.periodic is not None:
+        if cfg.on is not None or extra or cfg.residual is not None:
+            raise SpecError(
+                "a periodic condition takes only `periodic: COORD` (and `weight`)", path=path
+            )
+        box.axis(cfg.periodic, path=f"{path}.periodic")
+        return Condition(periodic=cfg.periodic, weight=cfg.weight, label=f"periodic {cfg.periodic}")
+    if cfg.on is None:
+        raise SpecError(
+            "say where the condition holds with `on:` (e.g. `on: x=0`, `on: boundary`) or give "
+            "`periodic: x`",
+            path=path,
+        )
+    faces = parse_face(cfg.on, box, path=f"{path}.on")
+    targets = {}
+    for key, value in extra.items():
+        if parse_derivative(key, box.coords, fields) is None:
+            vocab = list(fields) + ["on", "periodic", "residual", "weight", "label"]
+            close = difflib.get_close_matches(key, vocab, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SpecError(
+                f"unknown key {key!r}{hint} a condition's targets are fields {list(fields)} or "
+                "their derivatives (u_x, u_t, ...)",
+                path=f"{path}.{key}",
+            )
+        targets[key] = parse_expression(value, symbols=symbols, path=f"{path}.{key}")
+    residuals = []
+    if cfg.residual is not None:
+        texts = cfg.residual if isinstance(cfg.residual, list) else [cfg.residual]
+        for j, t in enumerate(texts):
+            residuals.append(
+                parse_symbolic(t, box.coords, fields, symbols, path=f"{path}.residual[{j}]")
+            )
+    if not targets and not residuals:
+        raise SpecError(
+            f"condition on {cfg.on!r} sets nothing: add a target such as `{fields[0]}: \"0\"` or "
+            "a `residual:` expression",
+            path=path,
+        )
+    return Condition(
+        faces=faces,
+        targets=targets,
+        residuals=tuple(residuals),
+        weight=cfg.weight,
+        label=cfg.label or str(cfg.on),
+    )
+
+
+def _read_table(path: pathlib.Path, where: str) -> dict[str, np.ndarray]:
+    if not path.exists():
+        raise SpecError(f"no such file {str(path)!r}", path=where)
+    if path.suffix == ".npz":
+        with np.load(path) as z:
+            return {k: np.asarray(z[k], dtype=float) for k in z.files}
+    if path.suffix == ".csv":
+        arr = np.genfromtxt(path, delimiter=",", names=True)
+        return {n: np.asarray(arr[n], dtype=float) for n in arr.dtype.names}
+    raise SpecError(f"read .npz or .csv files, got {path.name!r}", path=where)
+
+
+def _observations(index, cfg, box, fields, base_dir) -> Observations:
+    where = f"data[{index}].file"
+    table = _read_table(base_dir / cfg.file, where)
+    missing = [c for c in box.coords if c not in table]
+    if missing:
+        raise SpecError(
+            f"{cfg.file} lacks coordinate column(s) {missing}; it has {sorted(table)}", path=where
+        )
+    names = cfg.fields or [k for k in table if parse_derivative(k, box.coords, fields) is not None]
+    for n in names:
+        if n not in table or parse_derivative(n, box.coords, fields) is None:
+            raise SpecError(
+                f"{n!r} is not a field column of {cfg.file} (columns: {sorted(table)})", path=where
+            )
+    if not names:
+        raise SpecError(f"{cfg.file} has no column named after a field {list(fields)}", path=where)
+    points = np.stack([table[c].reshape(-1) for c in box.coords], -1)
+    values = {n: table[n].reshape(-1) for n in names}
+    return Observations(points, values, weight=cfg.weight, label=cfg.label or f"data{index}")
+
+
+def default_grid(box: Box) -> tuple[int, ...]:
+    per = {1: 1001, 2: 201, 3: 41}.get(box.dim, 17)
+    return (per,) * box.dim
+
+
+def _reference_maker(spec: Spec, box, fields, symbols, base_dir):
+    ref = spec.reference
+    grid = tuple(ref.grid) if ref.grid else default_grid(box)
+    if len(grid) != box.dim:
+        raise SpecError(
+            f"grid needs one size per coordinate {list(box.coords)}, got {list(grid)}",
+            path="reference.grid",
+        )
+    given = [k for k in ("exact", "file", "solver") if getattr(ref, k)]
+    if len(given) > 1:
+        raise SpecError(f"give one of exact, file or solver, got {given}", path="reference")
+    if ref.exact:
+        exprs = {}
+        for f, text in ref.exact.items():
+            if f not in fields:
+                raise SpecError(f"{f!r} is not a field {list(fields)}", path=f"reference.exact.{f}")
+            exprs[f] = parse_expression(text, symbols=symbols, path=f"reference.exact.{f}")
+        consts = {**spec.params, **ref.unknowns}
+        missing = [u for u in spec.unknowns if u not in consts]
+        for f, e in exprs.items():
+            if set(missing) & e.names:
+                raise SpecError(
+                    f"the exact solution uses unknowns {sorted(set(missing) & e.names)}: give their "
+                    "true values in `reference.unknowns`",
+                    path=f"reference.exact.{f}",
+                )
+
+        def make():
+            pts = box.grid(grid)
+            env = {c: pts[:, i] for i, c in enumerate(box.coords)}
+            env.update(consts)
+            with jax.enable_x64(True):
+                vals = {
+                    f: np.broadcast_to(np.asarray(e(env), dtype=float), (len(pts),))
+                    for f, e in exprs.items()
+                }
+            return Reference(pts, vals, grid, "exact")
+
+        return make
+    if ref.file:
+        path = base_dir / ref.file
+
+        def make():
+            table = _read_table(path, "reference.file")
+            missing = [c for c in (*box.coords, *fields) if c not in table]
+            if missing:
+                raise SpecError(
+                    f"{ref.file} lacks column(s) {missing}; it has {sorted(table)}",
+                    path="reference.file",
+                )
+            pts = np.stack([table[c].reshape(-1) for c in box.coords], -1)
+            shape = table[fields[0]].shape
+            vals = {f: table[f].reshape(-1) for f in fields}
+            return Reference(pts, vals, shape if len(shape) == box.dim else None, str(ref.file))
+
+        return make
+    from ..reference import REFERENCE_SOLVERS
+
+    if ref.solver not in REFERENCE_SOLVERS:
+        close = difflib.get_close_matches(ref.solver, list(REFERENCE_SOLVERS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise SpecError(
+            f"unknown reference solver {ref.solver!r}{hint} solvers are {sorted(REFERENCE_SOLVERS)}",
+            path="reference.solver",
+        )
+    solver = REFERENCE_SOLVERS[ref.solver]
+    accepted = [
+        n for n, p in inspect.signature(solver).parameters.items() if p.kind == p.KEYWORD_ONLY
+    ]
+    for k in ref.options:
+        if k not in accepted or k in ("fields", "params"):
+            raise SpecError(
+                f"solver {ref.solver!r} has no option {k!r}; its options are "
+                f"{[a for a in accepted if a not in ('fields', 'params')]}",
+                path=f"reference.options.{k}",
+            )
+
+    def make():
+        pts = box.grid(grid)
+        columns = {c: pts[:, i] for i, c in enumerate(box.coords)}
+        vals = solver(columns, fields=fields, params=dict(spec.params), **ref.options)
+        return Reference(pts, vals, grid, ref.solver)
+
+    return make
+
+
+# --- model ------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class BuiltModel:
+    model: Any
+    enforced: frozenset
+    periodic_exact: bool
+
+
+def build_model(problem: Problem, config: ModelConfig, *, dtype, key) -> BuiltModel:
+    """The backend a model config names, wrapped with exact constraints where asked."""
+    from ..backends import BACKENDS
+
+    return BACKENDS[config.backend](problem, config, dtype=dtype, key=key)
+
+
+def derivative_strategy(config: ModelConfig):
+    return DERIVATIVES[config.derivatives]()
+
+
+# --- training ---------------------------------------------------------------------------
+
+
+def _schedule(cfg: OptimizerConfig, steps: int):
+    sched = cfg.schedule
+    if sched is None:
+        return cfg.lr
+    name = sched if isinstance(sched, str) else sched.name
+    from .schema import ScheduleConfig
+
+    s = ScheduleConfig(name=name) if isinstance(sched, str) else sched
+    steps = max(steps, 1)
+    if name == "constant":
+        return cfg.lr
+    if name == "cosine":
+        return optax.cosine_decay_schedule(cfg.lr, steps, alpha=s.alpha)
+    if name == "exponential":
+        return optax.exponential_decay(cfg.lr, s.transition_steps, s.decay_rate)
+    return optax.warmup_cosine_decay_schedule(
+        0.0, cfg.lr, max(s.warmup_steps, 1), steps, end_value=cfg.lr * s.alpha
+    )
+
+
+def build_optimizer(cfg: OptimizerConfig | str, steps: int, path: str) -> Phase:
+    if isinstance(cfg, str):
+        cfg = OptimizerConfig(name=cfg)
+    name = cfg.name
+    if name not in OPTIMIZERS:
+        close = difflib.get_close_matches(name, OPTIMIZERS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise SpecError(
+            f"unknown optimizer {name!r}{hint} optimizers are {', '.join(OPTIMIZERS)}",
+            path=f"{path}.name",
+        )
+    extra = dict(cfg.model_extra or {})
+    if name == "lbfgs":
+        allowed = {"memory_size"}
+        bad = set(extra) - allowed
+        if bad:
+            raise SpecError(
+                f"lbfgs takes {sorted(allowed)}, not {sorted(bad)}", path=f"{path}.{sorted(bad)[0]}"
+            )
+        return lbfgs_phase(steps, **extra)
+    fn = getattr(optax, name)
+    params = inspect.signature(fn).parameters
+    for k in extra:
+        if k not in params or k == "learning_rate":
+            options = [p for p in params if p != "learning_rate"]
+            close = difflib.get_close_matches(k, options, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SpecError(
+                f"optax.{name} has no argument {k!r}{hint} it takes lr, schedule and {options}",
+                path=f"{path}.{k}",
+            )
+    return Phase(fn(_schedule(cfg, steps), **extra), steps, name)
+
+
+def phase_configs(train: TrainConfig) -> list[PhaseConfig]:
+    """The optimizer phases a train config means: ``phases`` as given; one ``optimizer`` for
+    ``steps``; or the default, Adam with a cosine-decayed learning rate then L-BFGS. With
+    ``phases`` and ``steps`` both given, the last phase takes up the difference, so
+    ``--set train.steps=N`` on a resumed run extends it."""
+    if train.phases is not None:
+        if train.optimizer is not None:
+            raise SpecError("give `phases` or `optimizer`, not both", path="train")
+        phases = list(train.phases)
+        if train.steps is not None:
+            head = sum(p.steps for p in phases[:-1])
+            if train.steps < head:
+                raise SpecError(
+                    f"steps={train.steps} is fewer than the phases before the last ({head})",
+                    path="train.steps",
+                )
+            phases[-1] = PhaseConfig(optimizer=phases[-1].optimizer, steps=train.steps - head)
+        return phases
+    steps = DEFAULT_STEPS if train.steps is None else train.steps
+    if train.optimizer is not None:
+        return [PhaseConfig(optimizer=train.optimizer, steps=steps)]
+    n_lbfgs = int(round(steps * DEFAULT_LBFGS_FRACTION))
+    adam = OptimizerConfig(name="adam", lr=1e-3, schedule="cosine")
+    return [
+        PhaseConfig(optimizer=adam, steps=steps - n_lbfgs),
+        PhaseConfig(optimizer="lbfgs", steps=n_lbfgs),
+    ]
+
+
+def build_phases(train: TrainConfig) -> list[Phase]:
+    return [
+        build_optimizer(p.optimizer, p.steps, f"train.phases[{i}].optimizer")
+        for i, p in enumerate(phase_configs(train))
+    ]
+
+
+def build_objective(problem: Problem, train: TrainConfig, built: BuiltModel, dtype) -> Objective:
+    pts = train.points
+    sampler = {
+        "uniform": lambda: Uniform(),
+        "sobol": lambda: Sobol(),
+        "grid": lambda: Grid(jitter=pts.jitter),
+        "rad": lambda: RAD(pts.rad.k, pts.rad.c, pts.rad.candidates),
+    }[pts.sampler]()
+    n_dev = len(jax.local_devices()) if train.devices is None else train.devices
+    round_up = lambda n: -(-n // n_dev) * n_dev  # shards must be equal
+    return Objective(
+        problem,
+        enforced=built.enforced,
+        interior=round_up(pts.interior),
+        boundary=round_up(pts.boundary),
+        sampler=sampler,
+        periodic_exact=built.periodic_exact,
+        dtype=dtype,
+    )
+
+
+def build_weighting(train: TrainConfig):
+    w = train.weighting
+    name = w if isinstance(w, str) else w.name
+    if name == "fixed":
+        return Fixed()
+    return GradNorm() if isinstance(w, str) else GradNorm(every=w.every, alpha=w.alpha)
+
+
+def build_causal(train: TrainConfig, problem: Problem):
+    c = train.causal
+    if c is False:
+        return None
+    if problem.box.time_axis is None:
+        raise SpecError("causal weighting needs a time coordinate `t`", path="train.causal")
+    return Causal() if c is True else Causal(eps=c.eps, chunks=c.chunks)
+
+
+def dtype_of(train: TrainConfig):
+    if train.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+        return jnp.float64
+    return jnp.float32

@@ -1,0 +1,236 @@
+"""Reading specs: YAML with line numbers, ``--set`` overrides, and errors that say where.
+
+Every validation error becomes a `SpecError` naming the key path (``model.widht``), the YAML
+line, what was expected and what was got, with the closest valid key for a typo.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import pathlib
+import re
+from typing import Any
+
+import pydantic
+import yaml
+
+from ..errors import SpecError
+from .schema import MODEL_CONFIGS, ModelConfig, Spec
+
+Path = tuple[Any, ...]
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. Under YAML 1.1 the condition key `on:` would
+    read as True (and `no`, `off`, `yes` as booleans too)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _first in "tTfF":
+    _Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), [_first]
+    )
+
+
+def load_yaml(text: str):
+    """Parse YAML text with the spec's rules (YAML 1.2 booleans)."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def _line_map(text: str) -> dict[Path, int]:
+    """1-based line of every mapping key and sequence item, by key path."""
+    lines: dict[Path, int] = {}
+
+    def walk(node, path):
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = k.value
+                lines[path + (key,)] = k.start_mark.line + 1
+                walk(v, path + (key,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                lines[path + (i,)] = v.start_mark.line + 1
+                walk(v, path + (i,))
+
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return lines
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def read_yaml(path: str | os.PathLike) -> tuple[dict, dict[Path, int]]:
+    """Load a spec file as plain data with its line map."""
+    p = pathlib.Path(path)
+    if not p.exists():
+        raise SpecError(f"no such spec file: {str(p)!r}", path=None)
+    text = p.read_text()
+    try:
+        data = load_yaml(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        raise SpecError(f"{p.name} is not valid YAML: {getattr(e, 'problem', e)}", line=line) from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{p.name} must be a YAML mapping of keys (name:, coords:, ...)")
+    return data, _line_map(text)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """Apply ``key.path=value`` overrides; values are read as YAML (``1e-3``, ``[64, 64]``)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise SpecError(f"--set needs KEY=VALUE (e.g. train.steps=200), got {item!r}", path="--set")
+        key, _, raw = item.partition("=")
+        parts = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
+        if not all(str(p) for p in parts):
+            raise SpecError(f"empty key in {key!r}", path="--set")
+        try:
+            value = load_yaml(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            nxt = node[part] if _has(node, part) else None
+            if nxt is None or isinstance(nxt, str | int | float):
+                # `equation: burgers` then `--set equation.nu=0.1`: widen the shorthand.
+                nxt = {"name": nxt} if part == "equation" and isinstance(nxt, str) else {}
+                if isinstance(node, list):
+                    raise SpecError(
+                        f"{'.'.join(map(str, parts[: depth + 1]))} is not in the spec", path="--set"
+                    )
+                node[part] = nxt
+            node = nxt
+        if isinstance(node, list) and not (isinstance(parts[-1], int) and parts[-1] < len(node)):
+            raise SpecError(f"{key} is not an item of the list", path="--set")
+        node[parts[-1]] = value
+    return data
+
+
+def _has(node, part) -> bool:
+    if isinstance(node, dict):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and part < len(node)
+
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "literal"}
+
+
+def _clean_loc(loc, data) -> tuple:
+    """Drop pydantic's union-branch tags from a location, keeping real keys and indices."""
+    out, node = [], data
+    for part in loc:
+        if isinstance(part, int) or (isinstance(node, dict) and part in node):
+            out.append(part)
+            node = node[part] if _has(node, part) else None
+        elif isinstance(part, str) and (
+            part[:1].isupper() or "[" in part or part.split("[")[0].lower() in _TYPE_TAGS
+        ):
+            continue
+        else:
+            out.append(part)
+            node = None
+    return tuple(out)
+
+
+def _fields_of(model_cls, loc) -> list[str]:
+    """Valid keys at a location of the schema, for 'did you mean'."""
+    cls = model_cls
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        found = None
+        for cand in getattr(ann, "__args__", (ann,)):
+            for inner in getattr(cand, "__args__", (cand,)):
+                if isinstance(inner, type) and issubclass(inner, pydantic.BaseModel):
+                    found = inner
+        if found is None:
+            return []
+        cls = found
+    return list(getattr(cls, "model_fields", {}))
+
+
+def _describe(value) -> str:
+    text = repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def translate(err: pydantic.ValidationError, data, lines, schema, prefix=()) -> SpecError:
+    """The first (most useful) validation error as a SpecError with path, line and fix."""
+    messages = []
+    seen = set()
+    for e in err.errors():
+        loc = prefix + _clean_loc(e["loc"], _get(data, prefix))
+        if loc in seen and e["type"] != "extra_forbidden":
+            continue
+        seen.add(loc)
+        path = ".".join(str(p) for p in loc) or "(top level)"
+        line = _nearest_line(lines, loc)
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            valid = _fields_of(schema, loc[len(prefix) : -1])
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            msg = f"unknown key {loc[-1]!r}{hint} valid keys here: {', '.join(valid)}"
+        elif kind == "missing":
+            msg = f"required key {loc[-1]!r} is missing"
+        else:
+            got = _describe(e.get("input"))
+            msg = f"{e['msg'].rstrip('.')}; got {got}"
+        messages.append((path, line, msg))
+    # Prefer unknown-key and missing-key errors: a union's other branches add noise.
+    messages.sort(key=lambda m: 0 if ("unknown key" in m[2] or "missing" in m[2]) else 1)
+    path, line, msg = messages[0]
+    extra = f" (and {len(messages) - 1} more problem(s))" if len(messages) > 1 else ""
+    return SpecError(msg + extra, path=path, line=line)
+
+
+def _get(data, loc):
+    node = data
+    for p in loc:
+        node = node[p] if _has(node, p) else None
+    return node
+
+
+def _nearest_line(lines, loc) -> int | None:
+    for n in range(len(loc), 0, -1):
+        if tuple(loc[:n]) in lines:
+            return lines[tuple(loc[:n])]
+    return None
+
+
+def validate(data: dict, lines: dict[Path, int] | None = None) -> tuple[Spec, ModelConfig]:
+    """Validate plain spec data: the spec, and its model section by the backend's schema."""
+    lines = lines or {}
+    try:
+        spec = Spec.model_validate(data)
+    except pydantic.ValidationError as e:
+        raise translate(e, data, lines, Spec) from None
+    model_data = dict(spec.model)
+    backend = model_data.get("backend", "mlp")
+    if backend not in MODEL_CONFIGS:
+        close = difflib.get_close_matches(str(backend), list(MODEL_CONFIGS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise SpecError(
+            f"unknown backend {backend!r}{hint} backends are {sorted(MODEL_CONFIGS)}",
+            path="model.backend",
+            line=lines.get(("model", "backend")),
+        )
+    schema = MODEL_CONFIGS[backend]
+    try:
+        model = schema.model_validate(model_data)
+    except pydantic.ValidationError as e:
+        raise translate(e, data, lines, schema, prefix=("model",)) from None
+    return spec, model

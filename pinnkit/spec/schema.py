@@ -1,0 +1,175 @@
+"""The problem spec, contract v1 (DESIGN.md §5), as pydantic models.
+
+Unknown keys are refused everywhere (with a "did you mean"), except where a mapping is open
+by design: a condition's targets (``u: "0"``, ``u_x: "0"``), a builtin equation's options and
+an optimizer's keyword arguments, which are checked against what they feed when the spec is
+built. The ``model`` mapping is validated by the schema of its ``backend``, so backends add
+their own keys without touching the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Number = float | str  # a number or a constant expression such as "2*pi"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ModelConfig(Strict):
+    """Keys every backend understands; backends subclass it with their own."""
+
+    backend: str = "mlp"
+    hard_constraints: bool | Literal["auto"] = Field(
+        "auto", description="enforce value conditions exactly where the faces allow it"
+    )
+    derivatives: Literal["forward", "reverse", "taylor"] = Field(
+        "forward", description="derivative strategy for pointwise backends"
+    )
+
+
+class MLPConfig(ModelConfig):
+    """``model: {backend: mlp, ...}``."""
+
+    width: Annotated[int, Field(ge=1)] = 64
+    depth: Annotated[int, Field(ge=1)] = 4
+    activation: str = "tanh"
+    fourier_features: Annotated[int, Field(ge=0)] = 0
+    fourier_scale: Annotated[float, Field(gt=0)] = 1.0
+    harmonics: Annotated[int, Field(ge=1)] = 1
+
+
+MODEL_CONFIGS: dict[str, type[ModelConfig]] = {"mlp": MLPConfig}
+
+
+class ScheduleConfig(Strict):
+    """A learning-rate schedule over the phase's steps."""
+
+    name: Literal["constant", "cosine", "exponential", "warmup_cosine"] = "cosine"
+    alpha: Annotated[float, Field(ge=0)] = 0.01  # cosine: final lr as a fraction of lr
+    decay_rate: Annotated[float, Field(gt=0)] = 0.9  # exponential
+    transition_steps: Annotated[int, Field(ge=1)] = 1000  # exponential
+    warmup_steps: Annotated[int, Field(ge=0)] = 0
+
+
+class OptimizerConfig(BaseModel):
+    """An optax optimizer by name; other keys are its keyword arguments (``b1``, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "adam"
+    lr: Annotated[float, Field(gt=0)] = 1.0e-3
+    schedule: ScheduleConfig | Literal["constant", "cosine", "exponential", "warmup_cosine"] | None = (
+        None
+    )
+
+
+class PhaseConfig(Strict):
+    optimizer: OptimizerConfig | str
+    steps: Annotated[int, Field(ge=0)]
+
+
+class RADConfig(Strict):
+    k: Annotated[float, Field(ge=0)] = 1.0
+    c: Annotated[float, Field(ge=0)] = 1.0
+    candidates: Annotated[int, Field(ge=1)] = 4
+
+
+class PointsConfig(Strict):
+    interior: Annotated[int, Field(ge=1)] = 2048
+    boundary: Annotated[int, Field(ge=1)] = 256
+    sampler: Literal["uniform", "sobol", "grid", "rad"] = "sobol"
+    resample_every: Annotated[int, Field(ge=0)] = 1
+    rad: RADConfig = RADConfig()
+    jitter: bool = False
+
+
+class WeightingConfig(Strict):
+    name: Literal["fixed", "gradnorm"] = "gradnorm"
+    every: Annotated[int, Field(ge=1)] = 100
+    alpha: Annotated[float, Field(ge=0, lt=1)] = 0.9
+
+
+class CausalConfig(Strict):
+    eps: Annotated[float, Field(gt=0)] = 1.0
+    chunks: Annotated[int, Field(ge=1)] = 32
+
+
+class TrainConfig(Strict):
+    steps: Annotated[int, Field(ge=0)] | None = None
+    optimizer: OptimizerConfig | str | None = None
+    phases: list[PhaseConfig] | None = None
+    points: PointsConfig = PointsConfig()
+    weighting: WeightingConfig | Literal["fixed", "gradnorm"] = WeightingConfig()
+    causal: CausalConfig | bool = False
+    seed: int = 0
+    dtype: Literal["float32", "float64"] = "float32"
+    log_every: Annotated[int, Field(ge=1)] = 100
+    eval_every: Annotated[int, Field(ge=1)] = 500
+    checkpoint_every: Annotated[int, Field(ge=1)] = 1000
+    devices: Annotated[int, Field(ge=1)] | None = None
+
+
+class ConditionConfig(BaseModel):
+    """``{on: "x=0", u: "0"}``; keys other than these are targets (fields or derivatives)."""
+
+    model_config = ConfigDict(extra="allow")
+    on: str | None = None
+    periodic: str | None = None
+    residual: str | float | list[str | float] | None = None
+    weight: Annotated[float, Field(ge=0)] = 1.0
+    label: str | None = None
+
+
+class ReferenceConfig(Strict):
+    exact: dict[str, str | float] | None = None
+    file: str | None = None
+    solver: str | None = None
+    options: dict[str, Any] = {}
+    grid: list[Annotated[int, Field(ge=2)]] | None = None
+    unknowns: dict[str, float] = {}
+
+
+class DataConfig(Strict):
+    file: str
+    fields: list[str] | None = None
+    weight: Annotated[float, Field(ge=0)] = 1.0
+    label: str | None = None
+
+
+class EquationConfig(BaseModel):
+    """``{name: helmholtz, k: 1}`` (a builtin and its options) or ``{residuals: [...]}``."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str | None = None
+    residuals: list[str | float] | str | None = None
+
+
+class Spec(Strict):
+    """A whole problem spec."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_-]+$")]
+    description: str = ""
+    coords: list[str]
+    domain: dict[str, tuple[Number, Number]]
+    fields: list[str]
+    params: dict[str, float] = {}
+    unknowns: dict[str, float] = {}
+    equation: str | EquationConfig
+    conditions: list[ConditionConfig] = []
+    reference: ReferenceConfig | None = None
+    data: list[DataConfig] = []
+    model: dict[str, Any] = {}
+    train: TrainConfig = TrainConfig()
+
+    @field_validator("coords", "fields")
+    @classmethod
+    def _nonempty_unique(cls, v):
+        if not v:
+            raise ValueError("give at least one name")
+        if len(set(v)) != len(v):
+            raise ValueError(f"names must be unique, got {v}")
+        return v

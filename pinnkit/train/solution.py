@@ -1,0 +1,135 @@
+"""`Solution`: a trained model you can call at new points, measure and plot."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+
+from ..core.domain import Derivative
+from ..core.problem import Problem, Reference
+from .trainer import Record
+
+
+@eqx.filter_jit
+def _evaluate(model, points, requests):
+    return model.fields_at(points, requests)
+
+
+def evaluate_fields(model, problem: Problem, points, names=None, *, batch: int = 65536) -> dict:
+    """Fields (or derivatives, by name) of a model at points, as numpy arrays, in batches."""
+    names = tuple(names or problem.fields)
+    requests = tuple(problem.derivative(n) for n in names)
+    if any(r is None for r in requests):
+        bad = [n for n, r in zip(names, requests) if r is None]
+        raise ValueError(f"{bad} are not fields or derivatives of {list(problem.fields)}")
+    points = np.asarray(points)
+    dtype = jnp.zeros(()).dtype
+    out: dict[str, list] = {n: [] for n in names}
+    for start in range(0, max(len(points), 1), batch):
+        chunk = jnp.asarray(points[start : start + batch], dtype)
+        if chunk.shape[0] == 0:
+            break
+        values = _evaluate(model, chunk, requests)
+        for n in names:
+            out[n].append(np.asarray(values[n]))
+    return {n: np.concatenate(v) if v else np.zeros(0) for n, v in out.items()}
+
+
+def field_errors(predicted: Mapping[str, np.ndarray], reference: Reference) -> dict:
+    """Relative L2 and max absolute error of each field the reference knows."""
+    errors = {}
+    for f, ref in reference.values.items():
+        if f not in predicted:
+            continue
+        diff = np.asarray(predicted[f], float) - np.asarray(ref, float)
+        norm = np.linalg.norm(ref)
+        errors[f] = {
+            "rel_l2": float(np.linalg.norm(diff) / norm) if norm > 0 else float(np.linalg.norm(diff)),
+            "max_abs": float(np.max(np.abs(diff))),
+        }
+    return errors
+
+
+def make_evaluator(problem: Problem):
+    """``evaluate(model, unknowns) -> errors`` against the problem's reference, or None."""
+    if problem.reference is None:
+        return None
+
+    def evaluate(model, unknowns):
+        ref = problem.reference()
+        out = field_errors(evaluate_fields(model, problem, ref.points, list(ref.values)), ref)
+        for k, true in problem.true_unknowns.items():
+            if k in unknowns:
+                out[k] = {"rel_err": float(abs(float(unknowns[k]) - true) / max(abs(true), 1e-300))}
+        return out
+
+    return evaluate
+
+
+@dataclasses.dataclass
+class Solution:
+    """The outcome of a solve.
+
+    Attributes:
+        problem: the problem solved.
+        model: the trained model (call `solution(points)` rather than the model directly).
+        unknowns: trained values of the problem's unknowns.
+        record: status, steps, timings and history.
+        backend: the backend's name.
+
+    Example:
+        >>> u = solution(np.array([[0.5, 0.1]]))        # (1, n_fields)
+        >>> solution.predict(points)["u"]               # by field name
+        >>> solution.errors()                           # against the reference
+        >>> solution.plot()                             # matplotlib figures
+    """
+
+    problem: Problem
+    model: object
+    unknowns: dict
+    record: Record
+    backend: str = "mlp"
+    dtype: str = "float32"
+    seed: int = 0
+    run_dir: object = None
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    def predict(self, points, names=None) -> dict[str, np.ndarray]:
+        """Fields (or derivatives, e.g. ``["u_x"]``) at ``(n, dim)`` points or a dict of coords."""
+        return evaluate_fields(self.model, self.problem, self._points(points), names)
+
+    def __call__(self, points) -> np.ndarray:
+        values = self.predict(points)
+        return np.stack([values[f] for f in self.problem.fields], axis=-1)
+
+    def _points(self, points) -> np.ndarray:
+        if isinstance(points, Mapping):
+            cols = [np.asarray(points[c], float).reshape(-1) for c in self.problem.coords]
+            return np.stack(np.broadcast_arrays(*cols), axis=-1)
+        pts = np.asarray(points, float)
+        if pts.ndim == 1 and self.problem.box.dim == 1:
+            pts = pts[:, None]
+        if pts.ndim != 2 or pts.shape[1] != self.problem.box.dim:
+            raise ValueError(
+                f"points must have shape (n, {self.problem.box.dim}) in the order "
+                f"{list(self.problem.coords)}, got {pts.shape}"
+            )
+        return pts
+
+    def errors(self) -> dict:
+        """Errors against the problem's reference ({} without one)."""
+        evaluate = make_evaluator(self.problem)
+        return {} if evaluate is None else evaluate(self.model, self.unknowns)
+
+    def plot(self, directory=None, *, show: bool = False):
+        """Prediction, reference, pointwise error and loss history; saved under `directory`."""
+        from ..report.plots import plot_solution
+
+        return plot_solution(self, directory, show=show)

@@ -1,0 +1,387 @@
+"""The one trainer: optimizer phases, a compiled step run in `lax.scan` chunks, logging,
+evaluation, checkpoints, divergence and interrupt handling.
+
+Every backend trains here. The trainable state is ``(model, unknowns)`` split by
+`eqx.partition` into arrays the optimizer moves and everything else. Each phase (Adam, then
+L-BFGS, ...) compiles one step function and runs it ``chunk`` steps at a time inside
+`lax.scan`; Python only runs between chunks to log, evaluate against the reference,
+checkpoint and look for a non-finite loss or a signal. Steps past the end of a phase inside
+the last chunk are masked, so every chunk of a phase has one shape and the step compiles once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from ..backends._base import trainable_filter
+from ..core.objective import Objective
+from ..core.problem import Problem
+from .checkpoint import Checkpointer
+from .weighting import AbstractWeighting, Causal, Fixed
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """A stretch of training with one optimizer.
+
+    Arguments:
+        optimizer: any optax transformation.
+        steps: how many steps.
+        name: for logs.
+        line_search: whether the optimizer takes ``value, grad, value_fn`` (optax.lbfgs); such
+            phases train on fixed points and fixed weights, since a line search needs one
+            deterministic objective.
+    """
+
+    optimizer: optax.GradientTransformation
+    steps: int
+    name: str = "adam"
+    line_search: bool = False
+
+
+def lbfgs_phase(steps: int, *, memory_size: int = 20) -> Phase:
+    """L-BFGS with a zoom line search (optax.lbfgs)."""
+    return Phase(optax.lbfgs(memory_size=memory_size), steps, "lbfgs", line_search=True)
+
+
+class TrainState(eqx.Module):
+    params: object
+    opt_state: object
+    points: dict
+    weights: dict
+    key: jax.Array  # raw key data (uint32), see `split_key`
+    step: jax.Array
+
+
+@dataclasses.dataclass
+class Record:
+    """What happened: status, history and timings."""
+
+    status: str = "ok"
+    steps: int = 0
+    wall_s: float = 0.0
+    compile_s: float = 0.0
+    train_s: float = 0.0
+    history: list = dataclasses.field(default_factory=list)
+    message: str = ""
+    steps_timed: int = 0
+
+    @property
+    def steps_per_s(self) -> float:
+        """Training steps per second, compilation excluded."""
+        return self.steps_timed / self.train_s if self.train_s > 0 else float("nan")
+
+
+class _Signals:
+    """Turns SIGINT/SIGTERM into a flag checked between chunks (main thread only)."""
+
+    def __init__(self):
+        self.caught: int | None = None
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+        def handler(signum, frame):
+            if self.caught is not None:  # a second Ctrl-C stops at once
+                raise KeyboardInterrupt
+            self.caught = signum
+
+        for s in old:
+            signal.signal(s, handler)
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+def _points_sharding(n_devices: int | None):
+    devices = jax.local_devices()
+    if n_devices is not None:
+        devices = devices[:n_devices]
+    if len(devices) <= 1:
+        return None, None
+    mesh = Mesh(np.array(devices), ("points",))
+    return NamedSharding(mesh, P("points")), NamedSharding(mesh, P())
+
+
+def train(
+    problem: Problem,
+    model,
+    *,
+    phases: Sequence[Phase],
+    objective: Objective | None = None,
+    weighting: AbstractWeighting | None = None,
+    causal: Causal | None = None,
+    resample_every: int = 1,
+    unknowns: Mapping[str, float] | None = None,
+    chunk: int = 100,
+    eval_every: int = 500,
+    evaluate: Callable[[object, dict], dict] | None = None,
+    checkpoint: Checkpointer | None = None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
+    log: Callable[[dict], None] | None = None,
+    devices: int | None = None,
+    key: jax.Array,
+):
+    """Train a model on a problem.
+
+    Arguments:
+        problem: the problem.
+        model: an `AbstractModel` (or any pytree the objective can evaluate).
+        phases: optimizer phases run one after another.
+        objective: the loss terms (default: built from the problem with default points).
+        weighting: loss weighting strategy (default `Fixed`).
+        causal: causal temporal weighting of residual terms (opt-in).
+        resample_every: draw new collocation points every this many steps (0: never).
+        unknowns: trainable scalars and their initial values (default: the problem's).
+        chunk: steps per compiled `lax.scan` call; logging happens between chunks.
+        eval_every: steps between evaluations (``evaluate(model, unknowns) -> metrics``).
+        checkpoint: where to save; saved every ``checkpoint_every`` steps, at the end, on
+            interrupt, and (the last finite state) on divergence.
+        resume: continue from ``checkpoint``.
+        log: called with a dict after each chunk (step, loss, terms, metrics).
+        devices: number of local devices to shard the collocation points over (default all).
+        key: PRNG key.
+
+    Returns:
+        ``(model, unknowns, record)``: the trained model and unknowns and a `Record`.
+    """
+    t_start = time.perf_counter()
+    record = Record()
+    objective = objective if objective is not None else Objective(problem)
+    weighting = weighting if weighting is not None else Fixed()
+    unknowns = dict(problem.unknowns if unknowns is None else unknowns)
+    dtype = objective.dtype
+    unknowns = {k: jnp.asarray(v, dtype) for k, v in unknowns.items()}
+    params, static = eqx.partition((model, unknowns), (trainable_filter(model), True))
+    shard_pts, replicated = _points_sharding(devices)
+
+    def constrain(points):
+        if shard_pts is None:
+            return points
+        return {k: jax.lax.with_sharding_constraint(v, shard_pts) for k, v in points.items()}
+
+    def terms_fn(p, points):
+        m, u = eqx.combine(p, static)
+        return objective.reduce(objective.squared(m, u, points), points, causal)
+
+    def total_fn(p, points, weights):
+        terms = terms_fn(p, points)
+        return sum(weights[k] * v for k, v in terms.items()), terms
+
+    def draw(p, key):
+        m, u = eqx.combine(p, static)
+        return constrain(objective.sample(score=objective.score(m, u), key=key))
+
+    weights0 = {t.name: jnp.asarray(t.weight, dtype) for t in objective.terms}
+    bounds = np.cumsum([0] + [ph.steps for ph in phases])
+    total_steps = int(bounds[-1])
+
+    def init_state(phase: Phase, p, points, weights, key, step):
+        return TrainState(p, phase.optimizer.init(p), points, weights, key, jnp.asarray(step))
+
+    def split_key(data):
+        # The state holds raw key data: typed PRNG keys cannot be serialised in checkpoints.
+        new, sub = jax.random.split(jax.random.wrap_key_data(data))
+        return jax.random.key_data(new), sub
+
+    def make_chunk(phase: Phase, length: int):
+        opt = phase.optimizer
+
+        def step(state: TrainState, end):
+            active = state.step < end
+            key, k_draw = split_key(state.key)
+            points = state.points
+            weights = state.weights
+            if not phase.line_search and resample_every > 0 and objective.sampler.resamples:
+                points = jax.lax.cond(
+                    state.step % resample_every == 0,
+                    lambda: draw(state.params, k_draw),
+                    lambda: points,
+                )
+            if not phase.line_search and weighting.every > 0:
+
+                def reweight():
+                    grads = jax.jacrev(lambda p: terms_fn(p, points))(state.params)
+                    return weighting.update(grads, weights)
+
+                weights = jax.lax.cond(state.step % weighting.every == 0, reweight, lambda: weights)
+            if phase.line_search:
+                fn = lambda p: total_fn(p, points, weights)[0]
+                value, grad = optax.value_and_grad_from_state(fn)(
+                    state.params, state=state.opt_state
+                )
+                updates, opt_state = opt.update(
+                    grad, state.opt_state, state.params, value=value, grad=grad, value_fn=fn
+                )
+                params = optax.apply_updates(state.params, updates)
+                # At convergence a line search can fail to a non-finite step: keep the last
+                # good point instead, which ends the phase's progress but is no divergence.
+                ok = jnp.all(
+                    jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params)])
+                )
+                ok = ok & jnp.isfinite(value)
+                params = jax.tree.map(lambda a, b: jnp.where(ok, a, b), params, state.params)
+                opt_state = jax.tree.map(
+                    lambda a, b: jnp.where(ok, a, b), opt_state, state.opt_state
+                )
+                loss = value
+            else:
+                (loss, _), grads = jax.value_and_grad(total_fn, has_aux=True)(
+                    state.params, points, weights
+                )
+                updates, opt_state = opt.update(grads, state.opt_state, state.params)
+                params = optax.apply_updates(state.params, updates)
+            new = TrainState(params, opt_state, points, weights, key, state.step + 1)
+            new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
+            return new, jnp.where(active, loss, jnp.nan)
+
+        @eqx.filter_jit
+        def run(state: TrainState, end):
+            return jax.lax.scan(lambda s, _: step(s, end), state, None, length=length)
+
+        return run
+
+    @eqx.filter_jit
+    def report_terms(state: TrainState):
+        terms = terms_fn(state.params, state.points)
+        return terms, sum(state.weights[k] * v for k, v in terms.items())
+
+    # --- state: fresh or resumed ----------------------------------------------------------
+    key, k_points = jax.random.split(key)
+    key = jax.random.key_data(key)
+    start_step = 0
+    phase_index = 0
+    state = init_state(phases[0], params, draw(params, k_points), weights0, key, 0)
+    if resume and checkpoint is not None and checkpoint.exists():
+        meta = checkpoint.meta()
+        phase_index = min(int(meta["phase"]), len(phases) - 1)
+        template = init_state(phases[phase_index], params, state.points, weights0, key, 0)
+        state, meta = checkpoint.load(template)
+        start_step = int(meta["step"])
+    if replicated is not None:
+        state = jax.device_put(state, replicated)
+        state = eqx.tree_at(lambda s: s.points, state, jax.device_put(state.points, shard_pts))
+
+    signals = _Signals()
+    last_finite, last_finite_phase = state, phase_index
+    last_eval = -1
+    first_chunk: tuple[float, int] | None = None
+    steps_timed = 0
+
+    def save(st, ph, status):
+        if checkpoint is not None:
+            checkpoint.save(
+                st,
+                {"step": int(st.step), "phase": ph, "status": status, "total_steps": total_steps},
+            )
+
+    with signals.installed():
+        step_now = start_step
+        state_phase = phase_index
+        for index in range(phase_index, len(phases)):
+            phase = phases[index]
+            end = int(bounds[index + 1])
+            if step_now >= end:
+                continue
+            if index != state_phase:
+                state = init_state(
+                    phase, state.params, state.points, state.weights, state.key, step_now
+                )
+                state_phase = index
+            run = make_chunk(phase, max(1, min(chunk, end - int(bounds[index]))))
+            first = True
+            while step_now < end:
+                t0 = time.perf_counter()
+                new_state, losses = run(state, jnp.asarray(end))
+                losses = np.asarray(losses)
+                done = int(new_state.step) - step_now
+                dt = time.perf_counter() - t0
+                if first and first_chunk is None:
+                    first_chunk = (dt, done)  # includes compilation; split out below
+                elif first:
+                    record.compile_s += dt  # a later phase's compile, charged whole
+                else:
+                    record.train_s += dt
+                    steps_timed += done
+                first = False
+                ran = losses[~np.isnan(losses)]
+                if not np.all(np.isfinite(ran)) or not np.all(
+                    [np.all(np.isfinite(x)) for x in jax.tree.leaves(new_state.params)]
+                ):
+                    record.status = "diverged"
+                    record.message = (
+                        f"non-finite loss in steps {step_now}..{step_now + done} (phase "
+                        f"{phase.name}); kept the last finite state, from step "
+                        f"{int(last_finite.step)}. Try a smaller learning rate "
+                        "(train.optimizer.lr), float64 (train.dtype: float64), or smaller loss "
+                        "weights."
+                    )
+                    state = last_finite
+                    save(state, last_finite_phase, "diverged")
+                    break
+                state = new_state
+                step_now = int(state.step)
+                last_finite, last_finite_phase = state, index
+                terms, loss = report_terms(state)
+                entry = {
+                    "step": step_now,
+                    "phase": phase.name,
+                    "loss": float(loss),
+                    "terms": {k: float(v) for k, v in terms.items()},
+                    "weights": {k: float(v) for k, v in state.weights.items()},
+                    "time_s": time.perf_counter() - t_start,
+                }
+                _, u_now = eqx.combine(state.params, static)
+                if u_now:
+                    entry["unknowns"] = {k: float(v) for k, v in u_now.items()}
+                if evaluate is not None and (
+                    step_now - last_eval >= eval_every or step_now == total_steps
+                ):
+                    entry["errors"] = evaluate(*eqx.combine(state.params, static))
+                    last_eval = step_now
+                record.history.append(entry)
+                if log is not None:
+                    log(entry)
+                if signals.caught is not None:
+                    record.status = "interrupted"
+                    record.message = f"interrupted at step {step_now}; continue with --resume"
+                    save(state, index, "interrupted")
+                    break
+                if checkpoint is not None and (
+                    step_now // checkpoint_every != (step_now - done) // checkpoint_every
+                ):
+                    save(state, index, "running")
+            if record.status != "ok":
+                break
+        record.steps = int(state.step)
+        if record.status == "ok":
+            save(state, state_phase, "ok")
+    if first_chunk is not None:
+        per_step = record.train_s / steps_timed if steps_timed else 0.0
+        record.compile_s += max(0.0, first_chunk[0] - per_step * first_chunk[1])
+        record.train_s += first_chunk[0] - max(0.0, first_chunk[0] - per_step * first_chunk[1])
+        steps_timed += first_chunk[1]
+    record.steps_timed = steps_timed
+    record.wall_s = time.perf_counter() - t_start
+    trained_model, trained_unknowns = eqx.combine(state.params, static)
+    return trained_model, trained_unknowns, record
