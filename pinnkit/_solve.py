@@ -78,7 +78,9 @@ def load_spec(
     data = apply_overrides(data, list(overrides))
     spec, model = validate(data, lines)
     loaded = LoadedSpec(spec, model, data, base)
-    loaded.problem()  # build once: every expression and name is checked before training
+    # Build once so every expression, name and optimizer is checked before any training.
+    loaded.problem()
+    build_phases(spec.train)
     return loaded
 
 

@@ -63,3 +63,39 @@ class InternalError(PinnkitError, RuntimeError):
 
     def __init__(self, message: str):
         super().__init__(f"internal error (this is a bug in pinnkit, please report it): {message}")
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance (a swap of neighbours counts as one edit)."""
+    d = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) + 1):
+        d[i][0] = i
+    for j in range(len(b) + 1):
+        d[0][j] = j
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[-1][-1]
+
+
+def closest(name: str, options) -> str | None:
+    """The valid name a typo most likely meant, or None."""
+    options = [str(o) for o in options]
+    if not options:
+        return None
+    best = min(options, key=lambda o: (_edit_distance(str(name), o), abs(len(o) - len(str(name)))))
+    if _edit_distance(str(name), best) <= max(1, min(3, len(str(name)) // 2)):
+        return best
+    import difflib
+
+    close = difflib.get_close_matches(str(name), options, n=1)
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, options) -> str:
+    """``"; did you mean 'x'?"`` for the closest option, or ``""``."""
+    best = closest(name, options)
+    return f"; did you mean {best!r}?" if best is not None else ""

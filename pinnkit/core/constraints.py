@@ -63,7 +63,10 @@ def _lift(x, axes):
     *rest, a = axes
     base = _lift(x, rest)
     s = x[a.axis]
-    xa, xb = x.at[a.axis].set(a.lo), x.at[a.axis].set(a.hi)
+    # A select, not `x.at[].set()`: Taylor-mode (jet) has no rule for scatter.
+    on_axis = jnp.arange(x.shape[0]) == a.axis
+    xa = jnp.where(on_axis, jnp.asarray(a.lo, x.dtype), x)
+    xb = jnp.where(on_axis, jnp.asarray(a.hi, x.dtype), x)
     if a.g_lo is not None and a.g_hi is not None:
         w = (s - a.lo) / (a.hi - a.lo)
         return base + (1 - w) * (a.g_lo(xa) - _lift(xa, rest)) + w * (a.g_hi(xb) - _lift(xb, rest))

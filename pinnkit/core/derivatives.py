@@ -1,6 +1,6 @@
 """Partial derivatives of point functions by multi-index, with swappable strategies.
 
-A field model is a *point function* ``fn: Float[Array, " d"] -> Float[Array, " m"]``: one point of
+A field model is a *point function* ``fn: Float[Array, "d"] -> Float[Array, "m"]``: one point of
 the d input coordinates in, all m output fields out. PDE residuals need partial derivatives of
 those fields with respect to the coordinates. They are requested as *multi-indices*: a tuple of
 d non-negative ints, so for coordinates ``(x, t)`` the index ``(2, 0)`` is d²/dx², ``(1, 1)`` is
@@ -11,8 +11,8 @@ one row per request; callers `jax.vmap` over points. Every strategy is pure JAX 
 `jax.jit`, `jax.vmap` and `jax.grad` (training differentiates the result with respect to the
 parameters that ``fn`` closes over). The strategies are
 
-- `NestedReverse`: repeated `jax.jacrev`, one independent chain per multi-index. Slow, simple,
-  the oracle the others are tested against.
+- `NestedReverse`: repeated `jax.jacrev`, reading each multi-index off the full derivative
+  tensor of its order. Slow, simple, the oracle the others are tested against.
 - `ForwardMode`: nested `jax.jvp` along unit vectors, sharing work between requests through a
   trie of the requested multi-indices (see `ForwardMode`).
 - `TaylorMode`: univariate Taylor series through `jax.experimental.jet`; pure derivatives come
@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 MultiIndex = tuple[int, ...]
+# Single-axis shapes are written " d" rather than "d": jaxtyping strips the space, and without it
+# ruff reads the string as a forward reference to an undefined name (F821).
 PointFn = Callable[[Float[Array, " d"]], Float[Array, " m"]]
 
 
@@ -202,9 +204,10 @@ class NestedReverse(AbstractDerivatives):
     For each total order n among the requests, n nested `jax.jacrev` give the full derivative
     tensor of shape (m, d, ..., d), and every requested multi-index of that order is read off
     it at its sorted axis sequence, e.g. (2, 1) -> [:, 0, 0, 1]. One chain per order rather than
-    one per multi-index keeps it obviously right while compiling several times faster (35
-    separate order-4 chains in d = 3 take ~30 s to compile, the 4 per-order chains ~4 s). It
-    costs O(m d^n) reverse passes, so keep it to tests and small problems.
+    one per multi-index keeps it obviously right while compiling several times faster (the 35
+    multi-indices up to order 4 in d = 3 compile in ~30 s as one chain each, in ~4 s as one
+    chain per order). The n-th level needs m d^(n-1) reverse passes, so keep it to tests and
+    small problems.
     """
 
     def __call__(
@@ -322,7 +325,11 @@ class TaylorMode(AbstractDerivatives):
     One jet of order n along a direction v gives all directional derivatives d^k fn/dv^k for
     k = 1..n at once, with cost that grows about quadratically in n rather than exponentially
     as nested jvps do. Pure derivatives along an axis therefore come from one jet along that
-    unit vector, up to the highest order requested (u_x, u_xx, u_xxx in one pass).
+    unit vector, up to the highest order requested (u_x, u_xx, u_xxx in one pass). At the
+    orders PINNs use (<= 3) that asymptotic edge does not show yet: on CPU, for a 4x50 tanh
+    MLP, `ForwardMode` evaluated 1.5-2x faster on every request set tried, parameter gradients
+    were level within noise for pure derivatives and slower here for mixed third-order sets
+    (benchmarks/derivative_strategies.py).
 
     Mixed partials depend on `mixed`:
 
@@ -335,8 +342,10 @@ class TaylorMode(AbstractDerivatives):
       directional derivative involved, not of the mixed partial itself.
     - ``"forward"``: mixed partials are delegated to `ForwardMode`; pure ones still use jets.
 
-    All directions needing the same jet order are evaluated in one `jax.vmap` over the
-    direction, so the primal pass is shared between them.
+    Each direction gets its own jet, up to the highest order asked along it; the primal pass
+    they all repeat is merged by XLA under `jax.jit`. `jet` covers fewer primitives than `jvp`
+    (no `reduce_prod`, and custom-JVP functions such as `jax.nn.relu` fail to trace); such an
+    `fn` raises a `SpecError` that says so.
 
     Arguments:
         mixed: how mixed partials are computed, ``"polarise"`` or ``"forward"``.
@@ -383,7 +392,7 @@ class TaylorMode(AbstractDerivatives):
             values[index] = sum(
                 weight * series[direction][order - 1] for direction, order, weight in recipe
             )
-        if zero in unique:
+        if zero in unique and zero not in values:
             values[zero] = fn(x) if primal is None else primal
         return _assemble(values, orders, out)
 
@@ -395,7 +404,7 @@ def _unit(axis: int, d: int) -> MultiIndex:
 def _directional_series(
     fn: PointFn, x: Float[Array, " d"], need: dict[tuple[int, ...], int]
 ) -> tuple[dict[tuple[int, ...], list[Array]], Array | None]:
-    """Runs one jet per distinct order; returns derivatives 1..n along each direction.
+    """Runs one jet per direction; returns derivatives 1..n along each.
 
     Arguments:
         fn: the point function.
@@ -406,23 +415,17 @@ def _directional_series(
         direction -> [d fn/dv, ..., d^n fn/dv^n] (each of shape (m,)), and fn(x) if any jet
         ran (its primal output), else None.
     """
-    by_order: dict[int, list[tuple[int, ...]]] = {}
-    for direction, order in need.items():
-        by_order.setdefault(order, []).append(direction)
     series: dict[tuple[int, ...], list[Array]] = {}
     primal = None
-    for order, directions in sorted(by_order.items()):
-        # Directions are batched by vmap over the input series only: x stays unbatched, so the
-        # primal pass of fn runs once for the whole group. Grouping by exact order avoids
-        # propagating high-order terms along directions that need only low ones.
-        tangents = jnp.asarray(np.array(directions), dtype=x.dtype)
-
-        def along(v, order=order):
-            zeros = jnp.zeros_like(v)
-            return jet(fn, (x,), ([v] + [zeros] * (order - 1),))
-
+    for direction, order in need.items():
+        # One jet per direction rather than one jax.vmap over directions: vmapping with x
+        # unbatched would share the primal pass, but the batched program it makes is slower
+        # (4x for the parameter gradient of a Laplacian of a tanh MLP on CPU), and XLA merges
+        # the identical primal passes of separate jets anyway.
+        v = jnp.asarray(direction, dtype=x.dtype)
+        terms = [v] + [jnp.zeros_like(v)] * (order - 1)
         try:
-            primal_out, terms = jax.vmap(along)(tangents)
+            primal, series[direction] = jet(fn, (x,), (terms,))
         except KeyError as error:
             # jet looks rules up in a dict keyed by primitive; a miss surfaces as a bare KeyError.
             if not error.args or not isinstance(error.args[0], jax.extend.core.Primitive):
@@ -439,9 +442,6 @@ def _directional_series(
                 "jnp.logaddexp, ...); use ForwardMode() instead, or a jet-friendly activation "
                 "such as tanh"
             ) from error
-        primal = primal_out[0]
-        for i, direction in enumerate(directions):
-            series[direction] = [term[i] for term in terms]
     return series, primal
 
 
@@ -490,7 +490,7 @@ def _polarisation_weights(
         The lattice (tuples of length `dims` summing to k) and M^{-1} as rows of Fractions: row
         b holds the weights of the lattice directions for the partial d^b.
     """
-    lattice = [p for p in _compositions(order, dims)]
+    lattice = _compositions(order, dims)
     size = len(lattice)
     factorial = math.factorial(order)
     matrix = [

@@ -9,13 +9,12 @@ pair opposite faces (periodicity). Derivatives are named the way equations ask f
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import SpecError
+from ..errors import SpecError, did_you_mean
 
 TIME = "t"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
@@ -94,7 +93,7 @@ class Box:
         if coord not in self.coords:
             raise SpecError(
                 f"unknown coordinate {coord!r}; coordinates are {list(self.coords)}"
-                + _did_you_mean(coord, self.coords),
+                + did_you_mean(coord, self.coords),
                 path=path,
             )
         return self.coords.index(coord)
@@ -140,23 +139,18 @@ def parse_face(text: str, box: Box, *, path: str | None = None) -> tuple[Face, .
         if not faces:
             raise SpecError("`boundary` needs at least one spatial coordinate", path=path)
         return faces
-    m = re.fullmatch(r"\s*([A-Za-z][A-Za-z0-9]*)\s*=\s*([-+0-9.eE]+|[-+]?pi)\s*", text)
-    if not m:
+    coord, eq, value_text = text.partition("=")
+    coord = coord.strip()
+    if not eq or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", coord):
         raise SpecError(
             f"cannot read {text!r}: expected `COORD=VALUE` at an end of the domain "
-            "(e.g. `x=0`, `t=0`) or `boundary`",
+            "(e.g. `x=0`, `t=0`, `x=2*pi`) or `boundary`",
             path=path,
         )
-    coord, value_text = m.group(1), m.group(2)
     axis = box.axis(coord, path=path)
-    value = {"pi": np.pi, "+pi": np.pi, "-pi": -np.pi}.get(value_text)
-    if value is None:
-        try:
-            value = float(value_text)
-        except ValueError:
-            raise SpecError(
-                f"cannot read the number {value_text!r} in {text!r}", path=path
-            ) from None
+    from .expressions import parse_expression
+
+    value = float(parse_expression(value_text.strip(), symbols=(), path=path)({}))
     lo, hi = box.bounds[coord]
     for side, end in ((0, lo), (1, hi)):
         if abs(value - end) <= 1e-12 * max(1.0, abs(end)):
@@ -213,8 +207,3 @@ def derivative_name(field: str, orders: Sequence[int], coords: Sequence[str]) ->
     """The canonical name of a derivative, coordinates in their declared order."""
     suffix = "".join(c * k for c, k in zip(coords, orders))
     return f"{field}_{suffix}" if suffix else field
-
-
-def _did_you_mean(name: str, options) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""

@@ -10,11 +10,10 @@ may be a number or an expression (a source term ``"-2*pi^2*sin(pi*x)*sin(pi*y)"`
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Callable, Mapping, Sequence
 
 from ..core.domain import TIME
-from ..errors import SpecError
+from ..errors import SpecError, did_you_mean
 from ._base import ExpressionEquation
 
 
@@ -153,8 +152,7 @@ def builtin_equation(
         symbols: every name expressions may use besides coordinates, fields and derivatives.
     """
     if name not in BUILTINS:
-        close = difflib.get_close_matches(name, list(BUILTINS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, list(BUILTINS))
         raise SpecError(
             f"unknown builtin equation {name!r}{hint} builtins are {sorted(BUILTINS)}; "
             "or give `equation: {residuals: [...]}`",
@@ -164,8 +162,7 @@ def builtin_equation(
     unknown = set(options) - set(b.options)
     if unknown:
         key = sorted(unknown)[0]
-        close = difflib.get_close_matches(key, list(b.options), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(key, list(b.options))
         raise SpecError(
             f"equation {name!r} has no option {key!r}{hint} its options are {sorted(b.options)}",
             path=f"{path}.{key}",

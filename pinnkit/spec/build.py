@@ -7,7 +7,6 @@ weightings, reference solvers).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import pathlib
 from typing import Any
@@ -24,7 +23,7 @@ from ..core.objective import Objective
 from ..core.problem import Condition, Observations, Problem, Reference, with_reference_cache
 from ..core.sampling import RAD, Grid, Sobol, Uniform
 from ..equations import ExpressionEquation, builtin_equation, parse_symbolic
-from ..errors import SpecError
+from ..errors import SpecError, did_you_mean
 from ..train.trainer import Phase, lbfgs_phase
 from ..train.weighting import Causal, Fixed, GradNorm
 from .schema import ModelConfig, OptimizerConfig, PhaseConfig, Spec, TrainConfig
@@ -170,8 +169,7 @@ def _condition(index, cfg, box, fields, symbols) -> Condition:
     for key, value in extra.items():
         if parse_derivative(key, box.coords, fields) is None:
             vocab = list(fields) + ["on", "periodic", "residual", "weight", "label"]
-            close = difflib.get_close_matches(key, vocab, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, vocab)
             raise SpecError(
                 f"unknown key {key!r}{hint} a condition's targets are fields {list(fields)} or "
                 "their derivatives (u_x, u_t, ...)",
@@ -297,8 +295,7 @@ def _reference_maker(spec: Spec, box, fields, symbols, base_dir):
     from ..reference import REFERENCE_SOLVERS
 
     if ref.solver not in REFERENCE_SOLVERS:
-        close = difflib.get_close_matches(ref.solver, list(REFERENCE_SOLVERS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(ref.solver, list(REFERENCE_SOLVERS))
         raise SpecError(
             f"unknown reference solver {ref.solver!r}{hint} solvers are {sorted(REFERENCE_SOLVERS)}",
             path="reference.solver",
@@ -373,8 +370,7 @@ def build_optimizer(cfg: OptimizerConfig | str, steps: int, path: str) -> Phase:
         cfg = OptimizerConfig(name=cfg)
     name = cfg.name
     if name not in OPTIMIZERS:
-        close = difflib.get_close_matches(name, OPTIMIZERS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, OPTIMIZERS)
         raise SpecError(
             f"unknown optimizer {name!r}{hint} optimizers are {', '.join(OPTIMIZERS)}",
             path=f"{path}.name",
@@ -393,8 +389,7 @@ def build_optimizer(cfg: OptimizerConfig | str, steps: int, path: str) -> Phase:
     for k in extra:
         if k not in params or k == "learning_rate":
             options = [p for p in params if p != "learning_rate"]
-            close = difflib.get_close_matches(k, options, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(k, options)
             raise SpecError(
                 f"optax.{name} has no argument {k!r}{hint} it takes lr, schedule and {options}",
                 path=f"{path}.{k}",
@@ -432,9 +427,14 @@ def phase_configs(train: TrainConfig) -> list[PhaseConfig]:
 
 
 def build_phases(train: TrainConfig) -> list[Phase]:
+    paths = (
+        [f"train.phases[{i}].optimizer" for i in range(len(train.phases))]
+        if train.phases is not None
+        else ["train.optimizer", "train.optimizer"]
+    )
     return [
-        build_optimizer(p.optimizer, p.steps, f"train.phases[{i}].optimizer")
-        for i, p in enumerate(phase_configs(train))
+        build_optimizer(p.optimizer, p.steps, path)
+        for p, path in zip(phase_configs(train), paths)
     ]
 
 

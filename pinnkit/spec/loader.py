@@ -7,7 +7,6 @@ line, what was expected and what was got, with the closest valid key for a typo.
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 import pathlib
 import re
@@ -16,7 +15,7 @@ from typing import Any
 import pydantic
 import yaml
 
-from ..errors import SpecError
+from ..errors import SpecError, did_you_mean
 from .schema import MODEL_CONFIGS, ModelConfig, Spec
 
 Path = tuple[Any, ...]
@@ -181,8 +180,7 @@ def translate(err: pydantic.ValidationError, data, lines, schema, prefix=()) -> 
         kind = e["type"]
         if kind == "extra_forbidden":
             valid = _fields_of(schema, loc[len(prefix) : -1])
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(str(loc[-1]), valid)
             msg = f"unknown key {loc[-1]!r}{hint} valid keys here: {', '.join(valid)}"
         elif kind == "missing":
             msg = f"required key {loc[-1]!r} is missing"
@@ -221,8 +219,7 @@ def validate(data: dict, lines: dict[Path, int] | None = None) -> tuple[Spec, Mo
     model_data = dict(spec.model)
     backend = model_data.get("backend", "mlp")
     if backend not in MODEL_CONFIGS:
-        close = difflib.get_close_matches(str(backend), list(MODEL_CONFIGS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(str(backend), list(MODEL_CONFIGS))
         raise SpecError(
             f"unknown backend {backend!r}{hint} backends are {sorted(MODEL_CONFIGS)}",
             path="model.backend",

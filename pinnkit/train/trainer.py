@@ -78,6 +78,7 @@ class Record:
     history: list = dataclasses.field(default_factory=list)
     message: str = ""
     steps_timed: int = 0
+    traces: dict = dataclasses.field(default_factory=dict)
 
     @property
     def steps_per_s(self) -> float:
@@ -175,6 +176,17 @@ def train(
     params, static = eqx.partition((model, unknowns), (trainable_filter(model), True))
     shard_pts, replicated = _points_sharding(devices)
 
+    def place(state, constrain=False):
+        """Points sharded over devices, everything else replicated, inside and outside jit
+        alike, so a chunk's output state has the layout of its input (no second trace)."""
+        if shard_pts is None:
+            return state
+        put = jax.lax.with_sharding_constraint if constrain else jax.device_put
+        arrays, rest = eqx.partition(state, eqx.is_array)
+        arrays = put(arrays, replicated)
+        arrays = eqx.tree_at(lambda s: s.points, arrays, put(arrays.points, shard_pts))
+        return eqx.combine(arrays, rest)
+
     def constrain(points):
         if shard_pts is None:
             return points
@@ -197,7 +209,10 @@ def train(
     total_steps = int(bounds[-1])
 
     def init_state(phase: Phase, p, points, weights, key, step):
-        return TrainState(p, phase.optimizer.init(p), points, weights, key, jnp.asarray(step))
+        state = TrainState(p, phase.optimizer.init(p), points, weights, key, jnp.asarray(step))
+        # Strong dtypes: a weakly typed leaf (a Python scalar in an optimizer state) comes out
+        # of the first chunk strongly typed, which would trace the step a second time.
+        return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype) if eqx.is_array(x) else x, state)
 
     def split_key(data):
         # The state holds raw key data: typed PRNG keys cannot be serialised in checkpoints.
@@ -256,8 +271,10 @@ def train(
             return new, jnp.where(active, loss, jnp.nan)
 
         @eqx.filter_jit
+        @eqx.debug.assert_max_traces(max_traces=1)  # the step compiles once per phase
         def run(state: TrainState, end):
-            return jax.lax.scan(lambda s, _: step(s, end), state, None, length=length)
+            state, losses = jax.lax.scan(lambda s, _: step(s, end), state, None, length=length)
+            return place(state, constrain=True), losses
 
         return run
 
@@ -278,9 +295,7 @@ def train(
         template = init_state(phases[phase_index], params, state.points, weights0, key, 0)
         state, meta = checkpoint.load(template)
         start_step = int(meta["step"])
-    if replicated is not None:
-        state = jax.device_put(state, replicated)
-        state = eqx.tree_at(lambda s: s.points, state, jax.device_put(state.points, shard_pts))
+    state = place(state)
 
     signals = _Signals()
     last_finite, last_finite_phase = state, phase_index
@@ -304,8 +319,8 @@ def train(
             if step_now >= end:
                 continue
             if index != state_phase:
-                state = init_state(
-                    phase, state.params, state.points, state.weights, state.key, step_now
+                state = place(
+                    init_state(phase, state.params, state.points, state.weights, state.key, step_now)
                 )
                 state_phase = index
             run = make_chunk(phase, max(1, min(chunk, end - int(bounds[index]))))
@@ -371,6 +386,7 @@ def train(
                     step_now // checkpoint_every != (step_now - done) // checkpoint_every
                 ):
                     save(state, index, "running")
+            record.traces[f"{index}:{phase.name}"] = eqx.debug.get_num_traces(run)
             if record.status != "ok":
                 break
         record.steps = int(state.step)

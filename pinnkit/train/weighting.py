@@ -59,7 +59,7 @@ class GradNorm(AbstractWeighting):
     alpha: float = 0.9
 
     def update(self, grads, weights):
-        norms = {k: optax.global_norm(g) for k, g in grads.items()}
+        norms = {k: optax.tree.norm(g) for k, g in grads.items()}
         total = sum(norms.values())
         tiny = jnp.finfo(total.dtype).tiny
         return {

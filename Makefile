@@ -1,0 +1,41 @@
+# pinnkit developer commands. `make solve` and `make test` work on a fresh machine.
+PY ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_FLAGS ?=
+
+.PHONY: install solve test test-fast regression lint bench clean
+
+$(BIN)/pinnkit: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/pinnkit
+
+install: $(BIN)/pinnkit
+
+# Install, then solve the Burgers reference problem (about 2 minutes on 2 CPU cores).
+solve: install
+	$(BIN)/pinnkit solve problems/burgers1d.yaml --out runs/burgers1d
+
+# Install, then run the unit tests and every reference problem at its CI budget.
+test: install
+	$(BIN)/pytest $(PYTEST_FLAGS)
+
+# Unit tests only (no reference-problem runs).
+test-fast: install
+	$(BIN)/pytest -m "not regression" $(PYTEST_FLAGS)
+
+# The reference problems alone, at the bars their issues name.
+regression: install
+	$(BIN)/pytest -m regression -v $(PYTEST_FLAGS)
+
+lint: install
+	$(BIN)/ruff format --check pinnkit tests benchmarks
+	$(BIN)/ruff check pinnkit tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/run_benchmarks.py
+
+clean:
+	rm -rf runs .pytest_cache

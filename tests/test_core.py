@@ -1,0 +1,207 @@
+"""Domains, derivative names, samplers, hard constraints and the objective, checked on
+functions whose answers are known."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import pinnkit
+from pinnkit import SpecError, load_spec
+from pinnkit.backends import MLP, Constrained, PointFunction
+from pinnkit.core.constraints import hard_constraints
+from pinnkit.core.derivatives import ForwardMode, NestedReverse
+from pinnkit.core.domain import Box, parse_derivative, parse_face
+from pinnkit.core.objective import Objective
+from pinnkit.core.sampling import RAD, Grid, Sobol, Uniform
+
+BOX = Box(("x", "y", "t"), {"x": (0.0, 2.0), "y": (-1.0, 1.0), "t": (0.0, 0.5)})
+
+
+def test_derivative_names():
+    d = parse_derivative("u_xxt", BOX.coords, ["u", "v"])
+    assert d.field == "u" and d.orders == (2, 0, 1) and d.order == 3
+    assert parse_derivative("v", BOX.coords, ["u", "v"]).orders == (0, 0, 0)
+    assert parse_derivative("w_x", BOX.coords, ["u"]) is None
+    assert parse_derivative("u_z", BOX.coords, ["u"]) is None
+    multi = parse_derivative("u_x1x1x2", ("x1", "x2"), ["u"])
+    assert multi.orders == (2, 1)
+
+
+def test_faces():
+    (f,) = parse_face("x=2", BOX)
+    assert (f.axis, f.side, f.value) == (0, 1, 2.0)
+    assert parse_face("t=0", BOX)[0].side == 0
+    assert len(parse_face("boundary", BOX)) == 4  # x and y faces; time has no boundary
+    with pytest.raises(SpecError, match="not a face"):
+        parse_face("x=1", BOX)
+    with pytest.raises(SpecError, match="did you mean 'x'"):
+        parse_face("xx=0", BOX)
+
+
+@pytest.mark.parametrize("sampler", [Uniform(), Sobol(), Grid(), Grid(jitter=True), RAD()])
+def test_samplers_stay_in_region_and_pin_faces(sampler):
+    lo, hi = jnp.asarray(BOX.lo), jnp.asarray(BOX.hi)
+    pts = sampler(lo, hi, 500, key=jax.random.key(0))
+    assert pts.shape == (500, 3)
+    assert bool(jnp.all((pts >= lo) & (pts <= hi)))
+    face_hi = hi.at[0].set(lo[0])
+    face = sampler(lo, face_hi, 100, key=jax.random.key(1))
+    np.testing.assert_array_equal(face[:, 0], 0.0)
+
+
+def test_resampling_gives_new_points_except_fixed_grid():
+    lo, hi = jnp.zeros(2), jnp.ones(2)
+    for sampler, moves in ((Uniform(), True), (Sobol(), True), (Grid(), False)):
+        a = sampler(lo, hi, 64, key=jax.random.key(0))
+        b = sampler(lo, hi, 64, key=jax.random.key(1))
+        assert bool(jnp.any(a != b)) == moves
+        assert sampler.resamples == moves
+
+
+def test_sobol_is_more_uniform_than_uniform():
+    lo, hi = jnp.zeros(2), jnp.ones(2)
+
+    def worst_cell_error(pts):
+        counts, _, _ = np.histogram2d(pts[:, 0], pts[:, 1], bins=8, range=[[0, 1], [0, 1]])
+        return np.abs(counts - len(pts) / 64).max()
+
+    s = np.mean([worst_cell_error(Sobol()(lo, hi, 1024, key=jax.random.key(k))) for k in range(5)])
+    u = np.mean([worst_cell_error(Uniform()(lo, hi, 1024, key=jax.random.key(k))) for k in range(5)])
+    assert s < u / 2
+
+
+def test_rad_concentrates_where_the_residual_is_large():
+    lo, hi = jnp.zeros(1), jnp.ones(1)
+    score = lambda p: jnp.exp(-(((p[:, 0] - 0.8) / 0.02) ** 2))
+    pts = RAD(k=2.0, c=0.0, candidates=8)(lo, hi, 200, score=score, key=jax.random.key(0))
+    assert float(jnp.mean(jnp.abs(pts[:, 0] - 0.8) < 0.05)) > 0.8
+
+
+def spec2d(conditions, exact="sin(pi*x)*cos(pi*y/2) + x*y + 1"):
+    return {
+        "name": "c",
+        "coords": ["x", "y"],
+        "domain": {"x": [0, 1], "y": [-1, 1]},
+        "fields": ["u"],
+        "equation": {"residuals": ["u_xx + u_yy"]},
+        "conditions": conditions,
+        "reference": {"exact": {"u": exact}},
+    }
+
+
+def test_hard_constraints_meet_inhomogeneous_data_exactly():
+    g = "sin(pi*x)*cos(pi*y/2) + x*y + 1"
+    problem = load_spec(
+        spec2d([{"on": "x=0", "u": g}, {"on": "x=1", "u": g}, {"on": "y=-1", "u": g}])
+    ).problem()
+    lifts, enforced = hard_constraints(problem)
+    assert enforced == {(0, "u"), (1, "u"), (2, "u")}
+    net = MLP((0.0, -1.0), (1.0, 1.0), ("u",), width=8, depth=2, key=jax.random.key(0))
+    model = Constrained(net, (lifts["u"],))
+    rng = np.random.default_rng(0)
+    exact = lambda x, y: np.sin(np.pi * x) * np.cos(np.pi * y / 2) + x * y + 1
+    for axis, value in ((0, 0.0), (0, 1.0), (1, -1.0)):
+        pts = np.column_stack([rng.random(50), rng.uniform(-1, 1, 50)])
+        pts[:, axis] = value
+        got = np.asarray(jax.vmap(model)(jnp.asarray(pts)))[:, 0]
+        np.testing.assert_allclose(got, exact(pts[:, 0], pts[:, 1]), atol=2e-6)
+    # The free face y=1 is not pinned: the network still moves it.
+    top = jnp.array([[0.3, 1.0]])
+    assert abs(float(jax.vmap(model)(top)[0, 0]) - exact(0.3, 1.0)) > 1e-4
+
+
+def test_incompatible_corner_data_stay_soft():
+    problem = load_spec(spec2d([{"on": "x=0", "u": "1"}, {"on": "y=-1", "u": "0"}])).problem()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lifts, enforced = hard_constraints(problem)
+    assert not lifts and not enforced
+    assert any("disagree" in str(w.message) for w in caught)
+
+
+def test_derivative_conditions_and_unknown_targets_stay_soft():
+    problem = load_spec(
+        {**spec2d([{"on": "x=0", "u_x": "0"}, {"on": "x=1", "u": "c0"}]), "unknowns": {"c0": 1.0}}
+    ).problem()
+    lifts, enforced = hard_constraints(problem)
+    assert not lifts and not enforced
+
+
+def exact_model(fn, fields=("u",), strategy=None):
+    return PointFunction(tuple(fields), strategy or ForwardMode(), lambda p, x: fn(x), {})
+
+
+@pytest.mark.parametrize("strategy", [ForwardMode(), NestedReverse()])
+def test_objective_vanishes_on_the_exact_solution(strategy):
+    spec = {
+        "name": "heat",
+        "coords": ["x", "t"],
+        "domain": {"x": [0, 1], "t": [0, 1]},
+        "fields": ["u"],
+        "params": {"nu": 0.1},
+        "equation": {"name": "heat"},
+        "conditions": [
+            {"on": "x=0", "u": "0"},
+            {"on": "x=1", "u_x": "-pi*exp(-pi^2*nu*t)"},
+            {"on": "t=0", "u": "sin(pi*x)"},
+            {"on": "x=1", "residual": "u_x + pi*exp(-pi^2*nu*t)"},
+        ],
+    }
+    problem = load_spec(spec).problem()
+    fn = lambda x: jnp.array([jnp.exp(-(jnp.pi**2) * 0.1 * x[1]) * jnp.sin(jnp.pi * x[0])])
+    obj = Objective(problem, interior=256, boundary=64)
+    points = obj.sample(key=jax.random.key(0))
+    sq = obj.squared(exact_model(fn, strategy=strategy), {}, points)
+    terms = obj.reduce(sq, points)
+    assert set(terms) == {"residual", "x=0", "x=1", "t=0", "x=1#1"}
+    for name, value in terms.items():
+        assert float(value) < 1e-9, name
+    # A wrong solution is caught by the residual term.
+    wrong = lambda x: fn(x) * (1 + 0.1 * x[1])
+    assert float(obj.reduce(obj.squared(exact_model(wrong), {}, points), points)["residual"]) > 1e-4
+
+
+def test_periodic_condition_term():
+    spec = {
+        "name": "p",
+        "coords": ["x"],
+        "domain": {"x": [0, 1]},
+        "fields": ["u"],
+        "equation": {"residuals": ["u_xx + 4*pi^2*u"]},
+        "conditions": [{"periodic": "x"}],
+    }
+    problem = load_spec(spec).problem()
+    obj = Objective(problem, interior=32, boundary=1)
+    pts = obj.sample(key=jax.random.key(0))
+    good = exact_model(lambda x: jnp.array([jnp.sin(2 * jnp.pi * x[0])]))
+    bad = exact_model(lambda x: jnp.array([x[0] ** 2]))
+    assert float(obj.reduce(obj.squared(good, {}, pts), pts)["periodic x"]) < 1e-10
+    assert float(obj.reduce(obj.squared(bad, {}, pts), pts)["periodic x"]) > 0.5
+    # The MLP with a periodic embedding is periodic by construction.
+    net = MLP((0.0,), (1.0,), ("u",), periodic=(0,), harmonics=2, key=jax.random.key(0))
+    a, b = net(jnp.array([0.0])), net(jnp.array([1.0]))
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_mlp_fourier_features_are_frozen():
+    net = MLP((0.0,), (1.0,), ("u",), fourier_features=8, key=jax.random.key(0))
+    filt = net.trainable()
+    assert filt.fourier is False  # a prefix: the whole Frozen node is left out
+    assert filt.layers[0].weight is True
+
+
+def test_solution_call_and_predict(tmp_path):
+    from test_trainer import small_spec
+
+    spec = small_spec(phases=[{"optimizer": "adam", "steps": 5}])
+    sol = pinnkit.solve(spec, out=tmp_path / "r", progress=False)
+    values = sol(np.array([[0.25], [0.5]]))
+    assert values.shape == (2, 1)
+    by_name = sol.predict({"x": np.array([0.25, 0.5])}, names=["u", "u_x"])
+    np.testing.assert_allclose(by_name["u"], values[:, 0], rtol=1e-6)
+    assert by_name["u_x"].shape == (2,)
+    with pytest.raises(ValueError):
+        sol(np.zeros((3, 2)))
