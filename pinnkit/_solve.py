@@ -126,8 +126,11 @@ class _Progress:
         if self.bar is not None:
             self.bar.update(self.task, completed=entry["step"], info=info)
         else:
-            print(f"[{self.name}] step {entry['step']}/{self.total} {entry['phase']}: {info}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{self.name}] step {entry['step']}/{self.total} {entry['phase']}: {info}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self):
         if self.bar is not None:
@@ -166,7 +169,11 @@ def solve(
                 "(expected spec.resolved.yaml and checkpoint/)",
                 path="--resume",
             )
-        meta_base = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+        meta_base = (
+            json.loads((run_dir / "run.json").read_text())
+            if (run_dir / "run.json").exists()
+            else {}
+        )
         loaded = load_spec(resolved, overrides, base_dir=meta_base.get("base_dir"))
     else:
         loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec, overrides)
@@ -246,7 +253,9 @@ def _resolved(loaded: LoadedSpec) -> dict:
     train = data["train"]
     train.pop("optimizer", None)
     train.pop("steps", None)
-    train["phases"] = [p.model_dump(mode="json", exclude_none=True) for p in phase_configs(loaded.spec.train)]
+    train["phases"] = [
+        p.model_dump(mode="json", exclude_none=True) for p in phase_configs(loaded.spec.train)
+    ]
     return data
 
 
@@ -343,8 +352,9 @@ def load_run(run_dir: str | os.PathLike) -> Solution:
         history=_read_history(run_dir / "metrics.jsonl"),
         message=summary.get("message", ""),
     )
-    steps_per_s = summary.get("steps_per_s") or 0.0
-    record.train_s, record.steps_timed = 1.0, int(round(steps_per_s))
+    if summary.get("steps_per_s"):
+        record.steps_timed = summary["steps"]
+        record.train_s = summary["steps"] / summary["steps_per_s"]
     return Solution(
         problem, model, unknowns, record, loaded.model.backend, s.train.dtype, s.train.seed, run_dir
     )

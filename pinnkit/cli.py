@@ -35,7 +35,11 @@ def _cmd_solve(args) -> int:
     if args.spec is not None and args.resume is not None:
         raise SpecError("give either SPEC.yaml or --resume RUN_DIR, not both", path="solve")
     solution = solve(
-        args.spec, out=args.out, overrides=args.set or [], resume=args.resume, progress=not args.quiet
+        args.spec,
+        out=args.out,
+        overrides=args.set or [],
+        resume=args.resume,
+        progress=not args.quiet,
     )
     _print_summary(solution)
     return 0
@@ -66,11 +70,18 @@ def _cmd_validate(args) -> int:
     phases = phase_configs(loaded.spec.train)
     print(f"{args.spec}: ok")
     print(f"  problem {problem.name}: coords {list(problem.coords)}, fields {list(problem.fields)}")
-    print(f"  equation residuals: {list(problem.equation.names)} needs {list(problem.equation.requests)}")
+    print(
+        f"  equation residuals: {list(problem.equation.names)} "
+        f"needs {list(problem.equation.requests)}"
+    )
     print(f"  conditions: {[c.label for c in problem.conditions]}")
-    print(f"  model: {loaded.model.backend}; phases: " + ", ".join(
-        f"{p.optimizer if isinstance(p.optimizer, str) else p.optimizer.name} x{p.steps}" for p in phases
-    ))
+    print(
+        f"  model: {loaded.model.backend}; phases: "
+        + ", ".join(
+            f"{p.optimizer if isinstance(p.optimizer, str) else p.optimizer.name} x{p.steps}"
+            for p in phases
+        )
+    )
     return 0
 
 

@@ -4,3 +4,10 @@ import sys
 # Tests import helpers from each other (e.g. `from test_trainer import small_spec`).
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# Many tests compile the same small programs: share compilations through JAX's persistent
+# cache (keyed by the program, so it never changes a result).
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".jax_cache")
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 import yaml
+from test_trainer import small_spec
 
 from pinnkit.cli import main
-from test_trainer import small_spec
 
 
 def run_cli(*args):

@@ -69,7 +69,9 @@ def test_sobol_is_more_uniform_than_uniform():
         return np.abs(counts - len(pts) / 64).max()
 
     s = np.mean([worst_cell_error(Sobol()(lo, hi, 1024, key=jax.random.key(k))) for k in range(5)])
-    u = np.mean([worst_cell_error(Uniform()(lo, hi, 1024, key=jax.random.key(k))) for k in range(5)])
+    u = np.mean(
+        [worst_cell_error(Uniform()(lo, hi, 1024, key=jax.random.key(k))) for k in range(5)]
+    )
     assert s < u / 2
 
 

@@ -70,7 +70,10 @@ def test_typo_in_model_key_suggests_the_fix(tmp_path):
     err = error_of(tmp_path, BASE.replace("width: 64", "widht: 64"))
     assert err.path == "model.widht"
     assert "did you mean 'width'" in str(err)
-    assert err.line == BASE.splitlines().index(next(l for l in BASE.splitlines() if l.startswith("model:"))) + 1
+    assert (
+        err.line
+        == BASE.splitlines().index(next(l for l in BASE.splitlines() if l.startswith("model:"))) + 1
+    )
 
 
 def test_typo_in_train_key_names_path_and_line(tmp_path):
@@ -152,7 +155,9 @@ def test_unknown_backend_and_optimizer(tmp_path):
 
 
 def test_overrides_set_nested_keys_and_types(tmp_path):
-    loaded = load_spec(write(tmp_path, BASE), ["train.steps=200", "model.width=32", "params.nu=0.5"])
+    loaded = load_spec(
+        write(tmp_path, BASE), ["train.steps=200", "model.width=32", "params.nu=0.5"]
+    )
     assert loaded.spec.train.steps == 200
     assert loaded.model.width == 32
     assert loaded.spec.params["nu"] == 0.5
@@ -193,7 +198,11 @@ def test_phases_and_steps_extend_the_last_phase(tmp_path):
 def test_optimizer_with_schedule_and_kwargs(tmp_path):
     loaded = load_spec(
         write(tmp_path, BASE),
-        ["train.optimizer.name=adamw", "train.optimizer.weight_decay=0.01", "train.optimizer.schedule=cosine"],
+        [
+            "train.optimizer.name=adamw",
+            "train.optimizer.weight_decay=0.01",
+            "train.optimizer.schedule=cosine",
+        ],
     )
     (phase,) = build_phases(loaded.spec.train)
     assert phase.name == "adamw" and phase.steps == 5000

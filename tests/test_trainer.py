@@ -171,7 +171,9 @@ def test_causal_weights_follow_the_paper():
 def test_inverse_problem_recovers_an_unknown(tmp_path):
     x = np.linspace(0.05, 0.95, 19)
     np.savez(tmp_path / "obs.npz", x=x, u=np.sin(np.pi * x))
-    spec = small_spec(phases=[{"optimizer": "adam", "steps": 600}, {"optimizer": "lbfgs", "steps": 300}])
+    spec = small_spec(
+        phases=[{"optimizer": "adam", "steps": 600}, {"optimizer": "lbfgs", "steps": 300}]
+    )
     spec["unknowns"] = {"k": 0.5}
     spec["equation"] = {"residuals": ["k*u_xx + 2*pi^2*sin(pi*x)"]}  # true k = 2
     spec["data"] = [{"file": "obs.npz"}]

@@ -140,7 +140,9 @@ class MLP(AbstractPointModel):
         return self.layers[-1](h)
 
 
-def with_constraints(model: AbstractPointModel, problem, mode) -> tuple[AbstractPointModel, frozenset]:
+def with_constraints(
+    model: AbstractPointModel, problem, mode
+) -> tuple[AbstractPointModel, frozenset]:
     """Wrap a point model so the problem's value conditions hold exactly (``mode`` True or
     "auto"); returns the model and the enforced ``(condition, field)`` pairs."""
     from ..core.constraints import hard_constraints

@@ -203,6 +203,14 @@ class Objective:
         a, b = model.fields_at(pts, req), model.fields_at(other, req)
         return sum((a[r.name] - b[r.name]) ** 2 for r in req)
 
+    def causal_weights(self, squared: Mapping[str, Array], points, causal) -> dict[str, Array]:
+        """The causal slab weights of each residual term at the current residuals."""
+        return {
+            t.name: causal.weights(squared[t.name], points["interior"], self.problem.box)[1]
+            for t in self.terms
+            if t.kind == "residual"
+        }
+
     def score(self, model, unknowns):
         """Squared equation residual at points: what residual-based samplers rank by."""
 
@@ -211,13 +219,17 @@ class Objective:
 
         return score
 
-    def reduce(self, squared: Mapping[str, Array], points, causal=None) -> dict[str, Array]:
-        """Mean of each term; residual terms through the causal weighting when given."""
+    def reduce(
+        self, squared: Mapping[str, Array], points, causal=None, causal_weights=None
+    ) -> dict[str, Array]:
+        """Mean of each term; residual terms through the causal weighting when given (with
+        fixed slab weights from `causal_weights`, per residual term, if given)."""
         out = {}
         for t in self.terms:
             sq = squared[t.name]
             if t.kind == "residual" and causal is not None:
-                out[t.name] = causal(sq, points["interior"], self.problem.box)
+                fixed = None if causal_weights is None else causal_weights[t.name]
+                out[t.name] = causal(sq, points["interior"], self.problem.box, fixed)
             else:
                 out[t.name] = jnp.mean(sq)
         return out

@@ -65,7 +65,9 @@ def plot_fields(solution, path: pathlib.Path | None):
                 grid = v.reshape(shape)
                 xs = pts[:, 0].reshape(shape)
                 ys = pts[:, 1].reshape(shape)
-                im = ax.pcolormesh(xs, ys, grid, shading="auto", cmap="viridis" if col < 2 else "magma")
+                im = ax.pcolormesh(
+                    xs, ys, grid, shading="auto", cmap="viridis" if col < 2 else "magma"
+                )
                 fig.colorbar(im, ax=ax)
                 ax.set_xlabel(coords[0])
                 ax.set_ylabel(coords[1])
@@ -88,7 +90,9 @@ def plot_history(history, path: pathlib.Path | None):
         for f in evals[-1]["errors"] if evals else []:
             key = "rel_l2" if "rel_l2" in evals[-1]["errors"][f] else "rel_err"
             ax2.semilogy(
-                [h["step"] for h in evals], [h["errors"][f].get(key, np.nan) for h in evals], "o-",
+                [h["step"] for h in evals],
+                [h["errors"][f].get(key, np.nan) for h in evals],
+                "o-",
                 label=f"{f} {key}",
             )
         if evals:

@@ -73,9 +73,13 @@ def _check_names(spec: Spec) -> None:
                     path=f"{kind}s",
                 )
             if n in ("pi", "e"):
-                raise SpecError(f"{kind} name {n!r} is a builtin constant; rename it", path=f"{kind}s")
+                raise SpecError(
+                    f"{kind} name {n!r} is a builtin constant; rename it", path=f"{kind}s"
+                )
             if n in taken:
-                raise SpecError(f"{n!r} is both a {taken[n]} and a {kind}; rename one", path=f"{kind}s")
+                raise SpecError(
+                    f"{n!r} is both a {taken[n]} and a {kind}; rename one", path=f"{kind}s"
+                )
             taken[n] = kind
 
 
@@ -130,9 +134,7 @@ def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
     if spec.reference is not None and (
         spec.reference.exact or spec.reference.file or spec.reference.solver
     ):
-        reference = with_reference_cache(
-            _reference_maker(spec, box, fields, symbols, base_dir)
-        )
+        reference = with_reference_cache(_reference_maker(spec, box, fields, symbols, base_dir))
     return Problem(
         name=spec.name,
         box=box,
@@ -185,7 +187,7 @@ def _condition(index, cfg, box, fields, symbols) -> Condition:
             )
     if not targets and not residuals:
         raise SpecError(
-            f"condition on {cfg.on!r} sets nothing: add a target such as `{fields[0]}: \"0\"` or "
+            f'condition on {cfg.on!r} sets nothing: add a target such as `{fields[0]}: "0"` or '
             "a `residual:` expression",
             path=path,
         )
@@ -258,8 +260,8 @@ def _reference_maker(spec: Spec, box, fields, symbols, base_dir):
         for f, e in exprs.items():
             if set(missing) & e.names:
                 raise SpecError(
-                    f"the exact solution uses unknowns {sorted(set(missing) & e.names)}: give their "
-                    "true values in `reference.unknowns`",
+                    f"the exact solution uses unknowns {sorted(set(missing) & e.names)}: "
+                    "give their true values in `reference.unknowns`",
                     path=f"reference.exact.{f}",
                 )
 
@@ -297,7 +299,8 @@ def _reference_maker(spec: Spec, box, fields, symbols, base_dir):
     if ref.solver not in REFERENCE_SOLVERS:
         hint = did_you_mean(ref.solver, list(REFERENCE_SOLVERS))
         raise SpecError(
-            f"unknown reference solver {ref.solver!r}{hint} solvers are {sorted(REFERENCE_SOLVERS)}",
+            f"unknown reference solver {ref.solver!r}{hint} "
+            f"solvers are {sorted(REFERENCE_SOLVERS)}",
             path="reference.solver",
         )
     solver = REFERENCE_SOLVERS[ref.solver]
@@ -433,8 +436,7 @@ def build_phases(train: TrainConfig) -> list[Phase]:
         else ["train.optimizer", "train.optimizer"]
     )
     return [
-        build_optimizer(p.optimizer, p.steps, path)
-        for p, path in zip(phase_configs(train), paths)
+        build_optimizer(p.optimizer, p.steps, path) for p, path in zip(phase_configs(train), paths)
     ]
 
 

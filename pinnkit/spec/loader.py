@@ -76,7 +76,9 @@ def read_yaml(path: str | os.PathLike) -> tuple[dict, dict[Path, int]]:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else None
-        raise SpecError(f"{p.name} is not valid YAML: {getattr(e, 'problem', e)}", line=line) from None
+        raise SpecError(
+            f"{p.name} is not valid YAML: {getattr(e, 'problem', e)}", line=line
+        ) from None
     if not isinstance(data, dict):
         raise SpecError(f"{p.name} must be a YAML mapping of keys (name:, coords:, ...)")
     return data, _line_map(text)
@@ -87,7 +89,9 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
-            raise SpecError(f"--set needs KEY=VALUE (e.g. train.steps=200), got {item!r}", path="--set")
+            raise SpecError(
+                f"--set needs KEY=VALUE (e.g. train.steps=200), got {item!r}", path="--set"
+            )
         key, _, raw = item.partition("=")
         parts = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
         if not all(str(p) for p in parts):

@@ -62,9 +62,9 @@ class OptimizerConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str = "adam"
     lr: Annotated[float, Field(gt=0)] = 1.0e-3
-    schedule: ScheduleConfig | Literal["constant", "cosine", "exponential", "warmup_cosine"] | None = (
-        None
-    )
+    schedule: (
+        ScheduleConfig | Literal["constant", "cosine", "exponential", "warmup_cosine"] | None
+    ) = None
 
 
 class PhaseConfig(Strict):

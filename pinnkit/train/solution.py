@@ -9,7 +9,6 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
-from ..core.domain import Derivative
 from ..core.problem import Problem, Reference
 from .trainer import Record
 
@@ -48,7 +47,9 @@ def field_errors(predicted: Mapping[str, np.ndarray], reference: Reference) -> d
         diff = np.asarray(predicted[f], float) - np.asarray(ref, float)
         norm = np.linalg.norm(ref)
         errors[f] = {
-            "rel_l2": float(np.linalg.norm(diff) / norm) if norm > 0 else float(np.linalg.norm(diff)),
+            "rel_l2": float(np.linalg.norm(diff) / norm)
+            if norm > 0
+            else float(np.linalg.norm(diff)),
             "max_abs": float(np.max(np.abs(diff))),
         }
     return errors

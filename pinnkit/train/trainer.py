@@ -192,12 +192,13 @@ def train(
             return points
         return {k: jax.lax.with_sharding_constraint(v, shard_pts) for k, v in points.items()}
 
-    def terms_fn(p, points):
+    def terms_fn(p, points, causal_weights=None):
         m, u = eqx.combine(p, static)
-        return objective.reduce(objective.squared(m, u, points), points, causal)
+        sq = objective.squared(m, u, points)
+        return objective.reduce(sq, points, causal, causal_weights)
 
-    def total_fn(p, points, weights):
-        terms = terms_fn(p, points)
+    def total_fn(p, points, weights, causal_weights=None):
+        terms = terms_fn(p, points, causal_weights)
         return sum(weights[k] * v for k, v in terms.items()), terms
 
     def draw(p, key):
@@ -212,7 +213,9 @@ def train(
         state = TrainState(p, phase.optimizer.init(p), points, weights, key, jnp.asarray(step))
         # Strong dtypes: a weakly typed leaf (a Python scalar in an optimizer state) comes out
         # of the first chunk strongly typed, which would trace the step a second time.
-        return jax.tree.map(lambda x: jnp.asarray(x, dtype=x.dtype) if eqx.is_array(x) else x, state)
+        return jax.tree.map(
+            lambda x: jnp.asarray(x, dtype=x.dtype) if eqx.is_array(x) else x, state
+        )
 
     def split_key(data):
         # The state holds raw key data: typed PRNG keys cannot be serialised in checkpoints.
@@ -241,7 +244,13 @@ def train(
 
                 weights = jax.lax.cond(state.step % weighting.every == 0, reweight, lambda: weights)
             if phase.line_search:
-                fn = lambda p: total_fn(p, points, weights)[0]
+                frozen = None
+                if causal is not None:  # one objective for the whole line search
+                    m, u = eqx.combine(state.params, static)
+                    frozen = objective.causal_weights(
+                        objective.squared(m, u, points), points, causal
+                    )
+                fn = lambda p: total_fn(p, points, weights, frozen)[0]
                 value, grad = optax.value_and_grad_from_state(fn)(
                     state.params, state=state.opt_state
                 )
@@ -320,7 +329,9 @@ def train(
                 continue
             if index != state_phase:
                 state = place(
-                    init_state(phase, state.params, state.points, state.weights, state.key, step_now)
+                    init_state(
+                        phase, state.params, state.points, state.weights, state.key, step_now
+                    )
                 )
                 state_phase = index
             run = make_chunk(phase, max(1, min(chunk, end - int(bounds[index]))))

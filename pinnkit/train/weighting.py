@@ -93,6 +93,9 @@ class Causal(eqx.Module):
         before = jnp.cumsum(slab) - slab
         return slab, jax.lax.stop_gradient(jnp.exp(-self.eps * before))
 
-    def __call__(self, squared: Array, points: Array, box: Box) -> Array:
+    def __call__(self, squared: Array, points: Array, box: Box, weights=None) -> Array:
+        """The causally weighted residual loss; ``weights`` fixes the slab weights (a line
+        search needs them fixed: weights that move with the parameters but carry no gradient
+        make the objective's values and gradients disagree)."""
         slab, w = self.weights(squared, points, box)
-        return jnp.mean(w * slab)
+        return jnp.mean((w if weights is None else weights) * slab)
