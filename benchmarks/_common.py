@@ -121,6 +121,17 @@ def single_thread_from_argv(flag: str = "--single-thread") -> bool:
     return True
 
 
+def enable_compile_cache(path) -> None:
+    """JAX's persistent compilation cache in `path` (every program cached, however quick to
+    compile): a second run of the same programs skips XLA compilation, not tracing."""
+    import jax
+
+    pathlib.Path(path).mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def run_pinnkit(spec_path, overrides, out, *, field: str = "u", keep: bool = False) -> dict:
     """Solve a spec with overrides; return timings, the error history and final errors.
 

@@ -43,6 +43,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     PROBLEMS,
     REPO,
+    enable_compile_cache,
     first_below,
     fmt,
     log,
@@ -131,9 +132,12 @@ def export_points(case: str, overrides) -> pathlib.Path:
     return path
 
 
-def run_deepxde(case: str, ref: pathlib.Path, points: pathlib.Path, steps: int, eval_every: int):
+def run_deepxde(
+    case: str, ref: pathlib.Path, points: pathlib.Path, steps: int, eval_every: int, seed: int = 0
+):
     out = WORK / f"dx_{case}.json"
     threads = ["--threads", "1"] if SINGLE_THREAD else []
+    threads += ["--seed", str(seed)] if seed else []
     out.unlink(missing_ok=True)
     cmd = [
         str(DX_PYTHON),
@@ -174,10 +178,16 @@ def tta(history, target, key="train_time_s"):
 
 
 def compare_case(
-    case: str, steps: int, eval_every: int, defaults_variants: bool, timing_only: bool = False
+    case: str,
+    steps: int,
+    eval_every: int,
+    defaults_variants: bool,
+    timing_only: bool = False,
+    seed: int = 0,
 ) -> dict:
     c = CASES[case]
-    same = c["same"] + SOFT_ADAM + [f"train.steps={steps}"]
+    seeded = [f"train.seed={seed}"] if seed else []
+    same = c["same"] + SOFT_ADAM + [f"train.steps={steps}"] + seeded
     log(f"[{case}] reference and points")
     ref = export_reference(case)
     points = export_points(case, same)
@@ -191,7 +201,7 @@ def compare_case(
         pk_hist = run_pinnkit(c["spec"], same + [f"train.eval_every={eval_every}"], WORK / "run")
 
     log(f"[{case}] DeepXDE, identical settings ({steps} steps)")
-    dx = run_deepxde(case, ref, points, steps, steps if timing_only else eval_every)
+    dx = run_deepxde(case, ref, points, steps, steps if timing_only else eval_every, seed)
     target = dx["final_rel_l2"]
     dx_first = tta(dx["history"], target)
 
@@ -221,7 +231,9 @@ def compare_case(
         variants["shipped@same-net-points"] = [o for o in c["same"] if "resample_every" not in o]
     for name, extra in variants.items():
         log(f"[{case}] pinnkit defaults ({name}), eval every {eval_every}")
-        run = run_pinnkit(c["spec"], extra + [f"train.eval_every={eval_every}"], WORK / "run")
+        run = run_pinnkit(
+            c["spec"], extra + seeded + [f"train.eval_every={eval_every}"], WORK / "run"
+        )
         hit = tta(run["history"], target)
         entry = {"run": run, "time_to_dx_final": hit}
         if hit is not None:
@@ -349,6 +361,13 @@ def main():
     parser.add_argument(
         "--no-variant", action="store_true", help="skip the defaults@same-net-points run"
     )
+    parser.add_argument("--seed", type=int, default=0, help="pinnkit train.seed and DeepXDE seed")
+    parser.add_argument(
+        "--compile-cache",
+        default=None,
+        metavar="DIR",
+        help="use JAX's persistent compilation cache in DIR (run twice: the second is warm)",
+    )
     parser.add_argument(
         "--out",
         default=None,
@@ -357,6 +376,8 @@ def main():
     args = parser.parse_args()
     if args.out is None:
         suffix = ("_1thread" if SINGLE_THREAD else "") + ("_timing" if args.timing_only else "")
+        suffix += f"_seed{args.seed}" if args.seed else ""
+        suffix += "_cache" if args.compile_cache else ""
         args.out = str(REPO / "benchmarks" / f"deepxde_results{suffix}.json")
     if not DX_PYTHON.exists():
         sys.exit(
@@ -364,6 +385,8 @@ def main():
             f"{WORK / 'dxvenv/bin/pip'} install torch==2.13.0 deepxde"
         )
     WORK.mkdir(parents=True, exist_ok=True)
+    if args.compile_cache:
+        enable_compile_cache(args.compile_cache)
     cases = args.only or list(CASES)
     out = pathlib.Path(args.out)
     results = json.loads(out.read_text()) if (args.only and out.exists()) else {}
@@ -375,12 +398,16 @@ def main():
     for case in cases:
         steps = args.steps or (500 if args.quick else CASES[case]["steps"])
         t0 = time.perf_counter()
-        r = compare_case(case, steps, args.eval_every, not args.no_variant, args.timing_only)
+        r = compare_case(
+            case, steps, args.eval_every, not args.no_variant, args.timing_only, args.seed
+        )
         r["verdict"] = goal_verdict(r)
         r["bench_wall_s"] = time.perf_counter() - t0
         r["quick"] = args.quick
         r["single_thread"] = SINGLE_THREAD
         r["timing_only"] = args.timing_only
+        r["seed"] = args.seed
+        r["compile_cache"] = args.compile_cache
         results["cases"][case] = r
         write_json(out, results)
     results["machine"]["loadavg_at_end"] = list(os.getloadavg())

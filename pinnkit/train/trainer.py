@@ -29,6 +29,7 @@ from jax.sharding import PartitionSpec as P
 from ..backends._base import trainable_filter
 from ..core.objective import Objective
 from ..core.problem import Problem
+from ..errors import SpecError
 from .checkpoint import Checkpointer
 from .weighting import AbstractWeighting, Causal, Fixed
 
@@ -302,7 +303,15 @@ def train(
         meta = checkpoint.meta()
         phase_index = min(int(meta["phase"]), len(phases) - 1)
         template = init_state(phases[phase_index], params, state.points, weights0, key, 0)
-        state, meta = checkpoint.load(template)
+        try:
+            state, meta = checkpoint.load(template)
+        except Exception as e:  # a structure mismatch: the spec changed what is trained
+            raise SpecError(
+                f"the checkpoint in {checkpoint.directory} does not fit this spec's model and "
+                f"optimizer phases ({type(e).__name__}); resume with the spec the run was made "
+                "with (only train.steps may change)",
+                path="--resume",
+            ) from None
         start_step = int(meta["step"])
     state = place(state)
 
