@@ -207,3 +207,50 @@ def test_solution_call_and_predict(tmp_path):
     assert by_name["u_x"].shape == (2,)
     with pytest.raises(ValueError):
         sol(np.zeros((3, 2)))
+
+
+def test_integral_terms_by_quadrature():
+    spec = {
+        "name": "q",
+        "coords": ["x", "t"],
+        "domain": {"x": [0, 1], "t": [0, 2]},
+        "fields": ["u"],
+        "equation": {"residuals": ["u_t + u"]},
+        "integrals": [
+            {"integrand": "u", "equals": "2*exp(-t)/pi", "over": ["x"], "points": 16},
+            {"integrand": "u^2", "equals": "(1 - exp(-4))/4", "points": 32, "label": "energy"},
+        ],
+    }
+    problem = load_spec(spec).problem()
+    obj = Objective(problem, interior=16, boundary=1)
+    pts = obj.sample(key=jax.random.key(0))
+    assert pts["integral0"].shape == (16 * 16, 2) and pts["integral1"].shape == (32 * 32, 2)
+    exact = exact_model(lambda x: jnp.array([jnp.exp(-x[1]) * jnp.sin(jnp.pi * x[0])]))
+    terms = obj.reduce(obj.squared(exact, {}, pts), pts)
+    assert float(terms["integral0"]) < 1e-10 and float(terms["energy"]) < 1e-10
+    wrong = exact_model(lambda x: jnp.array([1.1 * jnp.exp(-x[1]) * jnp.sin(jnp.pi * x[0])]))
+    terms = obj.reduce(obj.squared(wrong, {}, pts), pts)
+    assert float(terms["integral0"]) > 1e-5 and float(terms["energy"]) > 1e-4
+
+
+def test_an_integral_condition_pins_a_solution(tmp_path):
+    spec = {
+        "name": "mean",
+        "coords": ["x"],
+        "domain": {"x": [0, 1]},
+        "fields": ["u"],
+        "equation": {"residuals": ["u_x"]},
+        "integrals": [{"integrand": "u", "equals": 3, "points": 8}],
+        "model": {"width": 8, "depth": 1},
+        "train": {
+            "optimizer": {"name": "adam", "lr": 0.02},
+            "steps": 400,
+            "points": {"interior": 32},
+        },
+    }
+    sol = pinnkit.solve(spec, out=tmp_path / "r", progress=False)
+    np.testing.assert_allclose(sol(np.linspace(0, 1, 5)), 3.0, atol=2e-2)
+    with pytest.raises(SpecError, match="'q'"):
+        load_spec({**spec, "integrals": [{"integrand": "q", "equals": 1}]})
+    with pytest.raises(SpecError, match="'t'"):
+        load_spec({**spec, "integrals": [{"integrand": "u", "equals": 1, "over": ["t"]}]})

@@ -40,6 +40,7 @@ class _Group:
     n_each: int
     fixed: np.ndarray | None = None  # observation points never move
     pair_axis: int | None = None  # periodic: evaluate on the opposite face too
+    quadrature: tuple | None = None  # integral: (axes, nodes (q, k), weights (q,))
 
 
 class Objective:
@@ -108,6 +109,15 @@ class Objective:
                 name = label if len(parts) == 1 else f"{label}:{sym}"
                 self.terms.append(Term(name, group, "condition", cond.weight))
                 self._condition_parts[name] = (sym, fn)
+        for index, integral in enumerate(problem.integrals):
+            group = f"integral{index}"
+            axes = tuple(box.axis(c) for c in integral.over)
+            nodes, weights = _gauss_legendre(box, axes, integral.points)
+            samples = 1 if len(axes) == box.dim else integral.samples
+            self.groups[group] = _Group(
+                group, ((lo, hi),), samples, quadrature=(axes, nodes, weights)
+            )
+            self.terms.append(Term(integral.label, group, "integral", integral.weight))
         for index, obs in enumerate(problem.data):
             group = f"data{index}"
             self.groups[group] = _Group(group, (), len(obs.points), fixed=np.asarray(obs.points))
@@ -123,6 +133,9 @@ class Objective:
             if g.fixed is not None:
                 out[g.name] = jnp.asarray(g.fixed, self.dtype)
                 continue
+            if g.quadrature is not None:
+                out[g.name] = self._quadrature_points(g, k)
+                continue
             rk = jax.random.split(k, len(g.regions))
             pts = [
                 self.sampler(
@@ -136,6 +149,18 @@ class Objective:
             ]
             out[g.name] = jnp.concatenate(pts, axis=0)
         return out
+
+    def _quadrature_points(self, g: _Group, key) -> Array:
+        """Samples of the other coordinates, each with the quadrature nodes of the integrated
+        ones: ``(samples * q, d)``, sample-major."""
+        axes, nodes, _ = g.quadrature
+        lo, hi = g.regions[0]
+        base = self.sampler(
+            jnp.asarray(lo, self.dtype), jnp.asarray(hi, self.dtype), g.n_each, key=key
+        )
+        pts = jnp.repeat(base, nodes.shape[0], axis=0)
+        tiled = jnp.tile(jnp.asarray(nodes, self.dtype), (g.n_each, 1))
+        return pts.at[:, jnp.asarray(axes)].set(tiled)
 
     # --- evaluation -----------------------------------------------------------------------
 
@@ -169,6 +194,10 @@ class Objective:
             terms = [t for t in self.terms if t.group == g.name]
             if g.pair_axis is not None:
                 out[terms[0].name] = self._periodic(model, pts, g.pair_axis)
+                continue
+            if g.quadrature is not None:
+                integral = p.integrals[int(g.name.removeprefix("integral"))]
+                out[terms[0].name] = self._integral(model, unknowns, pts, g, integral)
                 continue
             if g.fixed is not None:
                 obs = p.data[int(g.name.removeprefix("data"))]
@@ -211,6 +240,23 @@ class Objective:
             if t.kind == "residual"
         }
 
+    def _integral(self, model, unknowns, pts, g: _Group, integral):
+        _, nodes, weights = g.quadrature
+        env = self.env(model, unknowns, pts, getattr(integral.integrand, "names", ()))
+        values = jnp.broadcast_to(integral.integrand(env), (pts.shape[0],))
+        totals = values.reshape(g.n_each, nodes.shape[0]) @ jnp.asarray(weights, pts.dtype)
+        if callable(integral.equals):
+            first = pts[:: nodes.shape[0]]
+            target_env = {c: first[:, i] for i, c in enumerate(self.problem.coords)}
+            target_env.update(
+                {k: jnp.asarray(v, pts.dtype) for k, v in self.problem.params.items()}
+            )
+            target_env.update(unknowns)
+            target = integral.equals(target_env)
+        else:
+            target = integral.equals
+        return (totals - target) ** 2
+
     def score(self, model, unknowns):
         """Squared equation residual at points: what residual-based samplers rank by."""
 
@@ -233,3 +279,16 @@ class Objective:
             else:
                 out[t.name] = jnp.mean(sq)
         return out
+
+
+def _gauss_legendre(box, axes, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tensor Gauss–Legendre nodes ``(n^k, k)`` and weights over the box's `axes`."""
+    x, w = np.polynomial.legendre.leggauss(n)
+    nodes, weights = [], []
+    for a in axes:
+        lo, hi = box.lo[a], box.hi[a]
+        nodes.append(lo + (x + 1) * (hi - lo) / 2)
+        weights.append(w * (hi - lo) / 2)
+    grids = np.meshgrid(*nodes, indexing="ij")
+    wgrid = np.prod(np.meshgrid(*weights, indexing="ij"), axis=0)
+    return np.stack([g.reshape(-1) for g in grids], -1), wgrid.reshape(-1)

@@ -60,6 +60,33 @@ class Observations:
 
 
 @dataclasses.dataclass(frozen=True)
+class Integral:
+    """An integral condition: ``∫ integrand d(over) = equals`` (normalisation, conservation).
+
+    Integrated by Gauss–Legendre quadrature over the coordinates in `over`; when some
+    coordinates are left out (``∫ u dx = 1`` at every ``t``), the condition is imposed at
+    `samples` values of them drawn each step.
+
+    Arguments:
+        integrand: a function of the environment (fields, derivatives, coordinates).
+        equals: the value: a number, or a function of the coordinates not integrated over.
+        over: the coordinates integrated over.
+        points: quadrature nodes per integrated coordinate.
+        samples: values of the other coordinates per step (ignored if `over` is all).
+        weight: the loss weight's starting value.
+        label: a short name for reports.
+    """
+
+    integrand: EnvFunction
+    equals: EnvFunction | float
+    over: tuple[str, ...]
+    points: int = 64
+    samples: int = 16
+    weight: float = 1.0
+    label: str = "integral"
+
+
+@dataclasses.dataclass(frozen=True)
 class Reference:
     """Trusted values of the fields on evaluation points.
 
@@ -89,6 +116,7 @@ class Problem:
         params: named constants visible to every expression.
         unknowns: trainable scalars with their initial values (inverse problems).
         data: observation terms.
+        integrals: integral conditions (normalisation, conservation).
         reference: a lazily computed reference, called once when first needed.
         description: free text.
     """
@@ -101,6 +129,7 @@ class Problem:
     params: Mapping[str, float] = dataclasses.field(default_factory=dict)
     unknowns: Mapping[str, float] = dataclasses.field(default_factory=dict)
     data: tuple[Observations, ...] = ()
+    integrals: tuple[Integral, ...] = ()
     reference: Callable[[], Reference] | None = None
     description: str = ""
     true_unknowns: Mapping[str, float] = dataclasses.field(default_factory=dict)

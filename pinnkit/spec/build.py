@@ -20,7 +20,14 @@ from ..core.derivatives import ForwardMode, NestedReverse, TaylorMode
 from ..core.domain import Box, parse_derivative, parse_face
 from ..core.expressions import parse_expression
 from ..core.objective import Objective
-from ..core.problem import Condition, Observations, Problem, Reference, with_reference_cache
+from ..core.problem import (
+    Condition,
+    Integral,
+    Observations,
+    Problem,
+    Reference,
+    with_reference_cache,
+)
 from ..core.sampling import RAD, Grid, Sobol, Uniform
 from ..equations import ExpressionEquation, builtin_equation, parse_symbolic
 from ..errors import SpecError, did_you_mean
@@ -130,6 +137,10 @@ def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
 
     conditions = [_condition(i, c, box, fields, symbols) for i, c in enumerate(spec.conditions)]
     data = tuple(_observations(i, d, box, fields, base_dir) for i, d in enumerate(spec.data))
+    integrals = tuple(
+        _integral(i, cfg, box, fields, tuple(spec.params) + tuple(spec.unknowns))
+        for i, cfg in enumerate(spec.integrals)
+    )
     reference = None
     if spec.reference is not None and (
         spec.reference.exact or spec.reference.file or spec.reference.solver
@@ -144,6 +155,7 @@ def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
         params=dict(spec.params),
         unknowns=dict(spec.unknowns),
         data=data,
+        integrals=integrals,
         reference=reference,
         description=spec.description,
         true_unknowns=dict(spec.reference.unknowns) if spec.reference else {},
@@ -197,6 +209,34 @@ def _condition(index, cfg, box, fields, symbols) -> Condition:
         residuals=tuple(residuals),
         weight=cfg.weight,
         label=cfg.label or str(cfg.on),
+    )
+
+
+def _integral(index, cfg, box, fields, constants) -> Integral:
+    path = f"integrals[{index}]"
+    over = tuple(cfg.over) if cfg.over is not None else box.coords
+    if not over:
+        raise SpecError("`over` needs at least one coordinate", path=f"{path}.over")
+    for c in over:
+        box.axis(c, path=f"{path}.over")
+    if len(over) > 3:
+        raise SpecError(
+            f"integrals over more than 3 coordinates need {cfg.points}^{len(over)} nodes; "
+            "integrate over fewer",
+            path=f"{path}.over",
+        )
+    symbols = tuple(box.coords) + tuple(constants)
+    integrand = parse_symbolic(cfg.integrand, box.coords, fields, symbols, path=f"{path}.integrand")
+    rest = tuple(c for c in box.coords if c not in over) + tuple(constants)
+    equals = parse_expression(cfg.equals, symbols=rest, path=f"{path}.equals")
+    return Integral(
+        integrand,
+        float(equals({})) if not equals.names else equals,
+        over,
+        points=cfg.points,
+        samples=cfg.samples,
+        weight=cfg.weight,
+        label=cfg.label or f"integral{index}",
     )
 
 

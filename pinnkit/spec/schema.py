@@ -140,6 +140,18 @@ class DataConfig(Strict):
     label: str | None = None
 
 
+class IntegralConfig(Strict):
+    """``{integrand: "u^2", equals: 1}``: an integral condition (normalisation, conservation)."""
+
+    integrand: str | float
+    equals: str | float
+    over: list[str] | None = None
+    points: Annotated[int, Field(ge=2, le=512)] = 64
+    samples: Annotated[int, Field(ge=1)] = 16
+    weight: Annotated[float, Field(ge=0)] = 1.0
+    label: str | None = None
+
+
 class EquationConfig(BaseModel):
     """``{name: helmholtz, k: 1}`` (a builtin and its options) or ``{residuals: [...]}``."""
 
@@ -162,6 +174,7 @@ class Spec(Strict):
     conditions: list[ConditionConfig] = []
     reference: ReferenceConfig | None = None
     data: list[DataConfig] = []
+    integrals: list[IntegralConfig] = []
     model: dict[str, Any] = {}
     train: TrainConfig = TrainConfig()
 
