@@ -286,6 +286,10 @@ def summary_of(solution: Solution, errors: dict) -> dict:
         "python": platform.python_version(),
         "jax_version": jax.__version__,
     }
+    if solution.problem.eigenvalues:
+        summary["eigenvalues"] = sorted(
+            float(solution.unknowns[e]) for e in solution.problem.eigenvalues
+        )
     unknown_errors = {k: v for k, v in errors.items() if k not in solution.problem.fields}
     if unknown_errors:
         summary["unknown_errors"] = unknown_errors

@@ -180,10 +180,21 @@ class Objective:
         n = points.shape[0]
         return tuple(jnp.broadcast_to(r, (n,)) for r in self.problem.equation.residuals(env))
 
+    def named_integrals(self, model, unknowns, points) -> dict[str, Array]:
+        """Values of the integrals that have a name (symbols other terms may use)."""
+        out = {}
+        for index, integral in enumerate(self.problem.integrals):
+            if integral.name is not None:
+                g = self.groups[f"integral{index}"]
+                out[integral.name] = self._totals(model, unknowns, points[g.name], g, integral)[0]
+        return out
+
     def squared(self, model, unknowns, points: Mapping[str, Array]) -> dict[str, Array]:
         """Per-point squared residual of every term, keyed by term name."""
         out = {}
         p = self.problem
+        if any(i.name is not None for i in p.integrals):
+            unknowns = {**unknowns, **self.named_integrals(model, unknowns, points)}
         for name, r in zip(p.equation.names, self.residuals(model, unknowns, points["interior"])):
             out[name] = r**2
         for g in self.groups.values():
@@ -240,11 +251,19 @@ class Objective:
             if t.kind == "residual"
         }
 
-    def _integral(self, model, unknowns, pts, g: _Group, integral):
+    def _totals(self, model, unknowns, pts, g: _Group, integral) -> Array:
         _, nodes, weights = g.quadrature
         env = self.env(model, unknowns, pts, getattr(integral.integrand, "names", ()))
         values = jnp.broadcast_to(integral.integrand(env), (pts.shape[0],))
-        totals = values.reshape(g.n_each, nodes.shape[0]) @ jnp.asarray(weights, pts.dtype)
+        return values.reshape(g.n_each, nodes.shape[0]) @ jnp.asarray(weights, pts.dtype)
+
+    def _integral(self, model, unknowns, pts, g: _Group, integral):
+        _, nodes, _ = g.quadrature
+        totals = (
+            unknowns[integral.name][None]
+            if integral.name is not None and integral.name in unknowns
+            else self._totals(model, unknowns, pts, g, integral)
+        )
         if callable(integral.equals):
             first = pts[:: nodes.shape[0]]
             target_env = {c: first[:, i] for i, c in enumerate(self.problem.coords)}
@@ -255,6 +274,9 @@ class Objective:
             target = integral.equals(target_env)
         else:
             target = integral.equals
+        if integral.log:
+            tiny = jnp.finfo(totals.dtype).tiny
+            return (jnp.log(jnp.maximum(totals, tiny)) - jnp.log(target)) ** 2
         return (totals - target) ** 2
 
     def score(self, model, unknowns):

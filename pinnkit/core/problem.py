@@ -75,6 +75,11 @@ class Integral:
         samples: values of the other coordinates per step (ignored if `over` is all).
         weight: the loss weight's starting value.
         label: a short name for reports.
+        name: a symbol for the integral's value that residuals and conditions may use (only
+            for integrals over every coordinate): ``psi0_xx/sqrt(N0)`` makes a residual
+            blind to the scale of ``psi0``.
+        log: compare logarithms (positive quantities such as a norm): the pull towards the
+            target is then as strong at a tiny value as near it.
     """
 
     integrand: EnvFunction
@@ -84,6 +89,8 @@ class Integral:
     samples: int = 16
     weight: float = 1.0
     label: str = "integral"
+    name: str | None = None
+    log: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +108,7 @@ class Reference:
     values: Mapping[str, np.ndarray]
     grid_shape: tuple[int, ...] | None = None
     source: str = "exact"
+    sign_free: bool = False  # eigenfunctions: compared up to sign
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +127,8 @@ class Problem:
         integrals: integral conditions (normalisation, conservation).
         reference: a lazily computed reference, called once when first needed.
         description: free text.
+        true_unknowns: known values of unknowns, to report their errors.
+        eigenvalues: unknowns that are eigenvalues (reported in ascending order).
     """
 
     name: str
@@ -133,6 +143,7 @@ class Problem:
     reference: Callable[[], Reference] | None = None
     description: str = ""
     true_unknowns: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    eigenvalues: tuple[str, ...] = ()
 
     @property
     def coords(self) -> tuple[str, ...]:

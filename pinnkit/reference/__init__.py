@@ -40,7 +40,28 @@ def _allen_cahn(columns, *, fields, params, eps=None, a=None, n=None):
     return {fields[0]: allen_cahn_reference(columns["x"], columns["t"], eps=eps, a=a, **kwargs)}
 
 
+def _schrodinger(columns, *, fields, params, potential, states, jumps=None, n=2000):
+    from ..equations.schrodinger import _evaluate
+    from .schrodinger import schrodinger_reference
+
+    _need(columns, ["x"], "schrodinger")
+    x = np.asarray(columns["x"], float)
+    _, grid, psi = schrodinger_reference(
+        lambda z: _evaluate(potential, np.asarray(z, float), params),
+        float(x.min()),
+        float(x.max()),
+        states=int(states),
+        n=int(n),
+        jumps=jumps or None,
+    )
+    return {f: np.interp(x, grid, psi[k]) for k, f in enumerate(fields[: int(states)])}
+
+
+_schrodinger.sign_free = True  # eigenfunctions are compared up to sign
+
+
 REFERENCE_SOLVERS = {
+    "schrodinger": _schrodinger,
     "burgers_cole_hopf": _burgers,
     "allen_cahn_spectral": _allen_cahn,
 }

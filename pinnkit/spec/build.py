@@ -103,7 +103,11 @@ def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
             raise SpecError(f"coordinate {c!r} has no interval; add `{c}: [lo, hi]`", path="domain")
     box = Box(tuple(spec.coords), bounds)
     coords, fields = box.coords, tuple(spec.fields)
-    symbols = tuple(coords) + tuple(spec.params) + tuple(spec.unknowns)
+    named = tuple(i.name for i in spec.integrals if i.name is not None)
+    for n in named:
+        if not n.isidentifier() or n in (*coords, *fields, *spec.params, *spec.unknowns):
+            raise SpecError(f"integral name {n!r} must be a new identifier", path="integrals")
+    symbols = tuple(coords) + tuple(spec.params) + tuple(spec.unknowns) + named
     eq = spec.equation
     if isinstance(eq, str):
         equation = builtin_equation(
@@ -136,11 +140,22 @@ def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
         equation = ExpressionEquation(texts, coords=coords, fields=fields, symbols=symbols)
 
     conditions = [_condition(i, c, box, fields, symbols) for i, c in enumerate(spec.conditions)]
+    for e in spec.eigenvalues:
+        if e not in spec.unknowns:
+            raise SpecError(
+                f"eigenvalue {e!r} is not an unknown {list(spec.unknowns)}", path="eigenvalues"
+            )
     data = tuple(_observations(i, d, box, fields, base_dir) for i, d in enumerate(spec.data))
     integrals = tuple(
         _integral(i, cfg, box, fields, tuple(spec.params) + tuple(spec.unknowns))
         for i, cfg in enumerate(spec.integrals)
     )
+    for i, integral in enumerate(integrals):
+        if integral.name is not None and len(integral.over) != box.dim:
+            raise SpecError(
+                "only an integral over every coordinate is a single number that can be named",
+                path=f"integrals[{i}].name",
+            )
     reference = None
     if spec.reference is not None and (
         spec.reference.exact or spec.reference.file or spec.reference.solver
@@ -159,6 +174,7 @@ def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
         reference=reference,
         description=spec.description,
         true_unknowns=dict(spec.reference.unknowns) if spec.reference else {},
+        eigenvalues=tuple(spec.eigenvalues),
     )
 
 
@@ -236,7 +252,9 @@ def _integral(index, cfg, box, fields, constants) -> Integral:
         points=cfg.points,
         samples=cfg.samples,
         weight=cfg.weight,
-        label=cfg.label or f"integral{index}",
+        label=cfg.label or cfg.name or f"integral{index}",
+        name=cfg.name,
+        log=cfg.log,
     )
 
 
@@ -359,7 +377,7 @@ def _reference_maker(spec: Spec, box, fields, symbols, base_dir):
         pts = box.grid(grid)
         columns = {c: pts[:, i] for i, c in enumerate(box.coords)}
         vals = solver(columns, fields=fields, params=dict(spec.params), **ref.options)
-        return Reference(pts, vals, grid, ref.solver)
+        return Reference(pts, vals, grid, ref.solver, getattr(solver, "sign_free", False))
 
     return make
 

@@ -216,6 +216,17 @@ def _nearest_line(lines, loc) -> int | None:
 def validate(data: dict, lines: dict[Path, int] | None = None) -> tuple[Spec, ModelConfig]:
     """Validate plain spec data: the spec, and its model section by the backend's schema."""
     lines = lines or {}
+    from ..equations.schrodinger import expand_schrodinger, is_eigen_spec, reference_energies
+
+    if is_eigen_spec(data):
+        data = expand_schrodinger(data)
+        energies = reference_energies(data)
+        if energies is not None:
+            ref = data["reference"]
+            ref["unknowns"] = {
+                **dict(zip(data["eigenvalues"], energies)),
+                **ref.get("unknowns", {}),
+            }
     try:
         spec = Spec.model_validate(data)
     except pydantic.ValidationError as e:

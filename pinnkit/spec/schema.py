@@ -150,6 +150,8 @@ class IntegralConfig(Strict):
     samples: Annotated[int, Field(ge=1)] = 16
     weight: Annotated[float, Field(ge=0)] = 1.0
     label: str | None = None
+    name: str | None = None
+    log: bool = False
 
 
 class EquationConfig(BaseModel):
@@ -175,6 +177,7 @@ class Spec(Strict):
     reference: ReferenceConfig | None = None
     data: list[DataConfig] = []
     integrals: list[IntegralConfig] = []
+    eigenvalues: list[str] = []
     model: dict[str, Any] = {}
     train: TrainConfig = TrainConfig()
 

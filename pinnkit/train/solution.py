@@ -44,7 +44,10 @@ def field_errors(predicted: Mapping[str, np.ndarray], reference: Reference) -> d
     for f, ref in reference.values.items():
         if f not in predicted:
             continue
-        diff = np.asarray(predicted[f], float) - np.asarray(ref, float)
+        pred, ref = np.asarray(predicted[f], float), np.asarray(ref, float)
+        if reference.sign_free and np.dot(pred, ref) < 0:
+            pred = -pred  # an eigenfunction is defined up to its sign
+        diff = pred - ref
         norm = np.linalg.norm(ref)
         errors[f] = {
             "rel_l2": float(np.linalg.norm(diff) / norm)
