@@ -144,8 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _use_compilation_cache() -> None:
+    """Keep compiled programs between runs (JAX's persistent cache): a second solve of the
+    same spec skips most of its compile time. ``JAX_COMPILATION_CACHE_DIR`` overrides the
+    folder; ``PINNKIT_COMPILATION_CACHE=0`` turns it off."""
+    import os
+
+    if os.environ.get("PINNKIT_COMPILATION_CACHE", "1") == "0":
+        return
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir:
+        folder = os.path.join(os.path.expanduser("~"), ".cache", "pinnkit", "jax")
+        jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "solve":
+        _use_compilation_cache()
     try:
         code = args.func(args)
     except SpecError as e:
@@ -160,6 +178,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("pinnkit: interrupted", file=sys.stderr)
         code = 130
+    except BrokenPipeError:  # output piped into `head` and closed: not an error of ours
+        sys.stderr.close()
+        code = 0
     except PinnkitError as e:
         print(f"pinnkit: {e}", file=sys.stderr)
         code = e.exit_code
