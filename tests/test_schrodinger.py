@@ -67,3 +67,19 @@ def test_eigenfunction_errors_ignore_the_sign():
     assert errors["psi0"]["rel_l2"] == 0.0
     strict = Reference(ref.points, ref.values)
     assert field_errors({"psi0": -np.array([1.0, 2.0, 1.0])}, strict)["psi0"]["rel_l2"] == 2.0
+
+
+def test_residual_based_sampling_sees_the_named_norms(tmp_path):
+    import pinnkit
+
+    s = spec(potential="infinite_well", states=1)
+    s["domain"] = {"x": [0, 1]}
+    s["train"] = {
+        "optimizer": "adam",
+        "steps": 20,
+        "points": {"interior": 32, "sampler": "rad"},
+        "log_every": 10,
+    }
+    s["model"] = {"width": 8, "depth": 1}
+    sol = pinnkit.solve(s, out=tmp_path / "r", progress=False)
+    assert sol.status == "ok" and sol.record.steps == 20

@@ -150,6 +150,9 @@ class Objective:
             out[g.name] = jnp.concatenate(pts, axis=0)
         return out
 
+    def _integral_groups(self) -> list[_Group]:
+        return [self.groups[f"integral{i}"] for i in range(len(self.problem.integrals))]
+
     def _quadrature_points(self, g: _Group, key) -> Array:
         """Samples of the other coordinates, each with the quadrature nodes of the integrated
         ones: ``(samples * q, d)``, sample-major."""
@@ -283,7 +286,12 @@ class Objective:
         """Squared equation residual at points: what residual-based samplers rank by."""
 
         def score(points):
-            return sum(r**2 for r in self.residuals(model, unknowns, points))
+            known = unknowns
+            named = [g for i, g in zip(self.problem.integrals, self._integral_groups()) if i.name]
+            if named:  # residuals may divide by named integrals (their nodes are fixed)
+                nodes = {g.name: self._quadrature_points(g, jax.random.key(0)) for g in named}
+                known = {**unknowns, **self.named_integrals(model, unknowns, nodes)}
+            return sum(r**2 for r in self.residuals(model, known, points))
 
         return score
 
