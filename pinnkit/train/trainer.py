@@ -241,7 +241,9 @@ def train(
 
                 def reweight():
                     grads = jax.jacrev(lambda p: terms_fn(p, points))(state.params)
-                    return weighting.update(grads, weights)
+                    new = weighting.update(grads, weights)
+                    # Keep the state's dtypes even where float64 is on for the process.
+                    return {k: jnp.asarray(v, weights[k].dtype) for k, v in new.items()}
 
                 weights = jax.lax.cond(state.step % weighting.every == 0, reweight, lambda: weights)
             if phase.line_search:
