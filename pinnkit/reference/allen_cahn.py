@@ -50,6 +50,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from pinnkit.errors import SpecError
+from pinnkit.reference._common import broadcast_points
 
 __all__ = ["allen_cahn_etdrk4", "allen_cahn_reference"]
 
@@ -317,11 +318,7 @@ def allen_cahn_reference(x: ArrayLike, t: ArrayLike, **kwargs) -> np.ndarray:
             "(u0, t_eval and x_range are fixed by the benchmark: call allen_cahn_etdrk4 instead)",
             path=sorted(unknown)[0],
         )
-    xb, tb = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(t, dtype=np.float64))
-    if not np.all(np.isfinite(xb)):
-        raise SpecError("x must be finite", path="x")
-    if not np.all(np.isfinite(tb)) or np.any(tb < 0):
-        raise SpecError("t must be finite and non-negative", path="t")
+    xb, tb = broadcast_points(x, t)
     out = np.empty(xb.size)
     if out.size == 0:
         return out.reshape(xb.shape)

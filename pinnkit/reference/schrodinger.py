@@ -70,6 +70,7 @@ from scipy.linalg import eigh, eigh_tridiagonal
 from scipy.optimize import brentq
 
 from pinnkit.errors import SpecError
+from pinnkit.reference._common import broadcast_points
 
 __all__ = [
     "barrier_box_energies",
@@ -897,11 +898,7 @@ def nls_reference(x: ArrayLike, t: ArrayLike, **kwargs) -> np.ndarray:
             "(h0, t_eval and x_range are fixed by the benchmark: call nls_split_step instead)",
             path=sorted(unknown)[0],
         )
-    xb, tb = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(t, dtype=np.float64))
-    if not np.all(np.isfinite(xb)):
-        raise SpecError("x must be finite", path="x")
-    if not np.all(np.isfinite(tb)) or np.any(tb < 0):
-        raise SpecError("t must be finite and non-negative", path="t")
+    xb, tb = broadcast_points(x, t)
     out = np.empty(xb.size, dtype=np.complex128)
     if out.size == 0:
         return out.reshape(xb.shape)
