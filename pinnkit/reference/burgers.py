@@ -44,6 +44,7 @@ from numpy.typing import ArrayLike
 from scipy.special import roots_hermite
 
 from pinnkit.errors import SpecError
+from pinnkit.reference._common import broadcast_points
 
 __all__ = ["burgers_cole_hopf", "burgers_cole_hopf_ux"]
 
@@ -79,12 +80,7 @@ def _check(x: ArrayLike, t: ArrayLike, nu: float, n_quad: int) -> tuple[np.ndarr
         raise SpecError(f"expected a positive finite viscosity, got nu={nu!r}", path="nu")
     if int(n_quad) != n_quad or n_quad < 2:
         raise SpecError(f"expected an integer n_quad >= 2, got {n_quad!r}", path="n_quad")
-    xb, tb = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(t, dtype=np.float64))
-    if not np.all(np.isfinite(xb)):
-        raise SpecError("x must be finite", path="x")
-    if not np.all(np.isfinite(tb)) or np.any(tb < 0):
-        raise SpecError("t must be finite and non-negative", path="t")
-    return xb, tb
+    return broadcast_points(x, t)
 
 
 def _moments(x: np.ndarray, t: np.ndarray, nu: float, n_quad: int, derivative: bool) -> np.ndarray:
