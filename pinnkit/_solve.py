@@ -224,6 +224,7 @@ def solve(
         metrics.close()
     if resume is not None:
         record.history = _read_history(run_dir / "metrics.jsonl")
+    model = _rayleigh_ritz(problem, model, record)
     solution = Solution(
         problem,
         model,
@@ -244,6 +245,25 @@ def solve(
         err.solution = solution
         raise err
     return solution
+
+
+def _rayleigh_ritz(problem, model, record):
+    """An eigenvalue problem with orthonormal states ends with a Rayleigh–Ritz step: the
+    states are rotated within their span to diagonalise ``-Δ + V`` (`Orthonormal.ritz`)."""
+    from .backends._base import Orthonormal
+
+    if problem.potential is None or not isinstance(model, Orthonormal):
+        return model
+    if record.status == "diverged":
+        return model
+
+    def potential(points):
+        env = {c: points[:, i] for i, c in enumerate(problem.coords)}
+        env.update({k: jnp.asarray(v, points.dtype) for k, v in problem.params.items()})
+        return problem.potential(env)
+
+    rotated, _ = model.ritz(potential)
+    return rotated
 
 
 def _resolved(loaded: LoadedSpec) -> dict:
@@ -277,7 +297,11 @@ def summary_of(solution: Solution, errors: dict) -> dict:
         "compile_s": round(r.compile_s, 3),
         "steps_per_s": round(r.steps_per_s, 3) if np.isfinite(r.steps_per_s) else None,
         "loss": {"total": last.get("loss"), **last.get("terms", {})},
-        "errors": {k: v for k, v in errors.items() if k in solution.problem.fields},
+        "errors": {
+            k: v
+            for k, v in errors.items()
+            if k not in solution.problem.unknowns and k not in solution.problem.eigenvalues
+        },
         "unknowns": {k: float(v) for k, v in solution.unknowns.items()},
         "device": _device(),
         "dtype": solution.dtype,
@@ -287,10 +311,17 @@ def summary_of(solution: Solution, errors: dict) -> dict:
         "jax_version": jax.__version__,
     }
     if solution.problem.eigenvalues:
-        summary["eigenvalues"] = sorted(
-            float(solution.unknowns[e]) for e in solution.problem.eigenvalues
-        )
-    unknown_errors = {k: v for k, v in errors.items() if k not in solution.problem.fields}
+        summary["eigenvalues"] = solution.eigenvalues()
+        true = solution.problem.true_unknowns
+        if all(e in true for e in solution.problem.eigenvalues):
+            ref = sorted(true[e] for e in solution.problem.eigenvalues)
+            summary["eigenvalue_errors"] = [
+                abs(e - r) / max(abs(r), 1e-300) for e, r in zip(summary["eigenvalues"], ref)
+            ]
+    named = solution.integrals()
+    if named:
+        summary["integrals"] = named
+    unknown_errors = {k: v for k, v in errors.items() if k in solution.problem.unknowns}
     if unknown_errors:
         summary["unknown_errors"] = unknown_errors
     if r.message:
@@ -320,6 +351,9 @@ def write_outputs(solution: Solution, run_dir: pathlib.Path) -> dict:
     arrays["points"] = pts
     arrays.update({c: pts[:, i] for i, c in enumerate(problem.coords)})
     arrays.update(evaluate_fields(solution.model, problem, pts))
+    for f in problem.complex_fields:  # saved as h_re, h_im; the modulus too
+        re, im = problem.complex.parts(f)
+        arrays[f"|{f}|"] = np.hypot(arrays[re], arrays[im])
     np.savez_compressed(run_dir / "solution.npz", **arrays)
     with open(run_dir / "model.eqx", "wb") as f:
         eqx.tree_serialise_leaves(f, (solution.model, solution.unknowns))

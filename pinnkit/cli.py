@@ -69,7 +69,15 @@ def _cmd_validate(args) -> int:
     problem = loaded.problem()
     phases = phase_configs(loaded.spec.train)
     print(f"{args.spec}: ok")
-    print(f"  problem {problem.name}: coords {list(problem.coords)}, fields {list(problem.fields)}")
+    complex_note = (
+        f" (complex {list(problem.complex_fields)} as real and imaginary parts)"
+        if problem.complex_fields
+        else ""
+    )
+    print(
+        f"  problem {problem.name}: coords {list(problem.coords)}, "
+        f"fields {list(problem.fields)}{complex_note}"
+    )
     print(
         f"  equation residuals: {list(problem.equation.names)} "
         f"needs {list(problem.equation.requests)}"

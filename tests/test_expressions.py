@@ -188,10 +188,11 @@ def test_names():
 
 
 def test_public_tables():
-    assert CONSTANTS["pi"] == math.pi and CONSTANTS["e"] == math.e
+    assert CONSTANTS["pi"] == math.pi and CONSTANTS["e"] == math.e and CONSTANTS["i"] == 1j
     assert FUNCTIONS["sin"] == 1 and FUNCTIONS["arctan2"] == 2 and FUNCTIONS["where"] == 3
-    expected = "sin cos tan exp log sqrt abs tanh sinh cosh arcsin arccos arctan arctan2 sign"
-    assert set(FUNCTIONS) == set(expected.split()) | {"heaviside", "step", "min", "max", "where"}
+    expected = "sin cos tan exp log sqrt abs tanh sinh cosh sech arcsin arccos arctan arctan2 sign"
+    extra = {"heaviside", "step", "min", "max", "where", "real", "imag", "conj"}
+    assert set(FUNCTIONS) == set(expected.split()) | extra
     with pytest.raises(TypeError):
         FUNCTIONS["eval"] = 1  # type: ignore[index]
 

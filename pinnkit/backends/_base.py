@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ..core.derivatives import AbstractDerivatives
-from ..core.domain import Derivative
+from ..core.domain import Derivative, derivative_name
 
 
 class AbstractModel(eqx.Module):
@@ -134,3 +134,107 @@ class Constrained(AbstractPointModel):
             for j, lift in enumerate(self.lifts)
         ]
         return jnp.stack(out)
+
+
+class Orthonormal(AbstractModel):
+    """Fields made orthonormal in L2 over the domain by construction.
+
+    The inner model's fields ``phi`` become ``psi = L^{-1} phi`` with ``L L^T = S`` the Cholesky
+    factor of their Gram matrix ``S_ij = ∫ phi_i phi_j`` (Gauss–Legendre quadrature), so
+    ``∫ psi_i psi_j = δ_ij`` holds exactly, whatever the weights: Gram–Schmidt in the order of
+    the fields, differentiable end to end. ``psi ≡ 0`` is not representable, so an eigenvalue
+    residual cannot collapse to it, and no normalisation or orthogonality penalty (with its
+    weight to tune) is needed. The map is linear, so derivatives mix the same way; homogeneous
+    linear conditions (``psi = 0`` on a face, periodicity) survive it, others do not.
+
+    Arguments:
+        inner: the model whose fields are orthonormalised (all of its fields).
+        nodes, weights: quadrature over the domain, ``(q, d)`` and ``(q,)``.
+        coords: coordinate names (to name derivative requests).
+    """
+
+    inner: AbstractModel
+    nodes: Frozen
+    weights: Frozen
+    rotation: Frozen
+    coords: tuple[str, ...] = eqx.field(static=True)
+
+    def __init__(self, inner: AbstractModel, nodes, weights, coords: Sequence[str], rotation=None):
+        self.inner = inner
+        self.nodes = Frozen(jnp.asarray(nodes))
+        self.weights = Frozen(jnp.asarray(weights))
+        m = len(inner.field_names)
+        self.rotation = Frozen(
+            jnp.eye(m, dtype=self.nodes.value.dtype) if rotation is None else rotation
+        )
+        self.coords = tuple(coords)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return self.inner.field_names
+
+    def transform(self) -> Float[Array, "m m"]:
+        """``L^{-1}``: the matrix that maps the inner fields to orthonormal ones."""
+        names = self.field_names
+        nodes = self.nodes.value
+        zero = (0,) * nodes.shape[1]
+        values = self.inner.fields_at(nodes, [Derivative(f, zero, f) for f in names])
+        phi = jnp.stack([values[f] for f in names], axis=-1)  # (q, m)
+        gram = phi.T @ (self.weights.value.astype(phi.dtype)[:, None] * phi)
+        chol = jnp.linalg.cholesky(gram)
+        eye = jnp.eye(len(names), dtype=phi.dtype)
+        inverse = jax.scipy.linalg.solve_triangular(chol, eye, lower=True)
+        return self.rotation.value.astype(phi.dtype) @ inverse
+
+    def ritz(self, potential) -> tuple["Orthonormal", Float[Array, " m"]]:
+        """Rayleigh–Ritz in the span of the fields for ``H = -Δ + V``: rotate them to the
+        eigenvectors of ``H_ij = ∫ ∇psi_i · ∇psi_j + V psi_i psi_j`` (weak form, on the
+        model's quadrature) and return the rotated model and the Ritz values, ascending.
+
+        States that are nearly degenerate (a double well's pair) are only fixed up to a
+        rotation by their residuals; the Ritz step picks the rotation that diagonalises H, and
+        each Ritz value is the best energy that span offers (min-max).
+
+        Arguments:
+            potential: ``V`` at points ``(q, d) -> (q,)``.
+        """
+        names = self.field_names
+        nodes = self.nodes.value
+        dim = nodes.shape[1]
+        unit = [tuple(int(i == a) for i in range(dim)) for a in range(dim)]
+        req = [Derivative(f, (0,) * dim, f) for f in names] + [
+            Derivative(f, o, derivative_name(f, o, self.coords)) for f in names for o in unit
+        ]
+        values = self.fields_at(nodes, req)
+        w = self.weights.value.astype(nodes.dtype)
+        psi = jnp.stack([values[f] for f in names], -1)
+        v = jnp.broadcast_to(jnp.asarray(potential(nodes), nodes.dtype), w.shape)
+        ham = psi.T @ ((w * v)[:, None] * psi)
+        for o in unit:
+            grad = jnp.stack([values[derivative_name(f, o, self.coords)] for f in names], -1)
+            ham = ham + grad.T @ (w[:, None] * grad)
+        energies, vectors = jnp.linalg.eigh(0.5 * (ham + ham.T))
+        # Keep each sign as it was (the largest component positive) so plots do not flip.
+        signs = jnp.sign(jnp.take_along_axis(vectors, jnp.argmax(jnp.abs(vectors), 0)[None], 0))
+        vectors = vectors * signs
+        rotated = eqx.tree_at(
+            lambda m: m.rotation.value, self, vectors.T @ self.rotation.value.astype(nodes.dtype)
+        )
+        return rotated, energies
+
+    def fields_at(self, points, requests):
+        names = self.field_names
+        orders = sorted({r.orders for r in requests})
+        inner_requests = [
+            Derivative(f, o, derivative_name(f, o, self.coords)) for o in orders for f in names
+        ]
+        values = self.inner.fields_at(points, inner_requests)
+        t = self.transform().astype(points.dtype)
+        row = {f: i for i, f in enumerate(names)}
+        out = {}
+        for r in requests:
+            stacked = jnp.stack(
+                [values[derivative_name(f, r.orders, self.coords)] for f in names], axis=-1
+            )
+            out[r.name] = stacked @ t[row[r.field]]
+        return out

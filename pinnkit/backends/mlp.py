@@ -5,6 +5,12 @@ Inputs are scaled to ``[-1, 1]`` by the domain box; periodic coordinates enter a
 ``cos``/``sin`` of their phase so periodicity holds exactly (as in jaxpi); an optional random
 Fourier-feature embedding (Tancik et al. 2020, arXiv 2006.10739; Wang, Wang & Perdikaris 2021,
 arXiv 2012.10047) fights spectral bias. Weights start Glorot-normal, biases zero.
+
+``interfaces`` enrich the input with ``max(0, φ(x))^p`` for level sets ``φ = 0`` where the
+solution is known to be only ``C^{p-1}``: a jump in a coefficient or a potential at ``x = a``
+makes ``u''`` jump there, and a smooth network cannot bend that sharply, while
+``N(x, max(0, x - a)^2)`` represents exactly the functions that are smooth on each side and
+``C^1`` across (the enrichment of XFEM, applied to a network's input).
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ class MLP(AbstractPointModel):
         harmonics: how many harmonics of each periodic coordinate to feed in.
         fourier_features: number of random Fourier features (0 for none).
         fourier_scale: standard deviation of their frequencies (in units of the scaled inputs).
+        interfaces: functions ``φ(x)`` of a point whose zero sets are interfaces; each adds
+            the input ``(max(0, φ) / s)^power`` (``s`` half the box's largest side).
+        interface_power: ``p``: 2 for a jump in the second derivative, 1 for a kink.
         derivatives: the derivative strategy.
         dtype: parameter dtype.
         key: PRNG key.
@@ -64,6 +73,8 @@ class MLP(AbstractPointModel):
     periodic: tuple[int, ...] = eqx.field(static=True)
     harmonics: int = eqx.field(static=True)
     fourier: Frozen | None
+    interfaces: tuple = eqx.field(static=True)
+    interface_power: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -78,6 +89,8 @@ class MLP(AbstractPointModel):
         harmonics: int = 1,
         fourier_features: int = 0,
         fourier_scale: float = 1.0,
+        interfaces: Sequence = (),
+        interface_power: int = 2,
         derivatives: AbstractDerivatives | None = None,
         dtype=None,
         key: jax.Array,
@@ -96,9 +109,11 @@ class MLP(AbstractPointModel):
         self.activation = activation
         self.periodic = tuple(periodic)
         self.harmonics = int(harmonics)
+        self.interfaces = tuple(interfaces)
+        self.interface_power = int(interface_power)
         self.derivatives = derivatives if derivatives is not None else ForwardMode()
         dim = len(self.in_lo)
-        n_in = dim + len(self.periodic) * (2 * self.harmonics - 1)
+        n_in = dim + len(self.periodic) * (2 * self.harmonics - 1) + len(self.interfaces)
         k_ff, k_layers = jax.random.split(key)
         if fourier_features:
             freqs = fourier_scale * jax.random.normal(k_ff, (fourier_features, n_in), dtype)
@@ -126,6 +141,9 @@ class MLP(AbstractPointModel):
             phase = jnp.pi * (z[i] + 1.0)  # one period over the interval
             k = jnp.arange(1, self.harmonics + 1, dtype=x.dtype)
             parts += [jnp.cos(k * phase), jnp.sin(k * phase)]
+        scale = jnp.max(hi - lo) / 2
+        for phi in self.interfaces:
+            parts.append(jnp.atleast_1d(jnp.maximum(phi(x), 0) / scale) ** self.interface_power)
         z = jnp.concatenate(parts)
         if self.fourier is not None:
             proj = 2 * jnp.pi * self.fourier.value @ z
@@ -171,9 +189,38 @@ def build_mlp(problem, config, *, dtype, key):
         harmonics=config.harmonics,
         fourier_features=config.fourier_features,
         fourier_scale=config.fourier_scale,
+        interfaces=_interfaces(problem, config),
+        interface_power=config.interface_power,
         derivatives=derivative_strategy(config),
         dtype=dtype,
         key=key,
     )
     model, enforced = with_constraints(net, problem, config.hard_constraints)
     return BuiltModel(model, enforced, periodic_exact=bool(problem.periodic_axes))
+
+
+def _interfaces(problem, config) -> tuple:
+    """The spec's ``interfaces`` (expressions of the coordinates) as functions of a point."""
+    from ..core.expressions import parse_expression
+
+    coords = problem.coords
+    out = []
+    for i, text in enumerate(config.interfaces):
+        expr = parse_expression(
+            text, symbols=[*coords, *problem.params], path=f"model.interfaces[{i}]"
+        )
+        params = dict(problem.params)
+        out.append(_Level(expr, tuple(coords), tuple(params.items())))
+    return tuple(out)
+
+
+class _Level:
+    """``φ(x)`` of one point from an expression of the coordinates (hashable, for jit)."""
+
+    def __init__(self, expr, coords, params):
+        self.expr, self.coords, self.params = expr, coords, params
+
+    def __call__(self, x):
+        env = {c: x[i] for i, c in enumerate(self.coords)}
+        env.update({k: jnp.asarray(v, x.dtype) for k, v in self.params})
+        return jnp.asarray(self.expr(env), x.dtype)

@@ -179,14 +179,21 @@ def parse_derivative(name: str, coords: Sequence[str], fields: Sequence[str]) ->
     """Read a symbol as a field or a derivative of one; ``None`` if it is neither.
 
     ``u`` is the field itself; ``u_xx`` differentiates twice by ``x``; coordinate names of more
-    than one letter are matched greedily (``u_x1x1`` with coordinates ``x1, x2``).
+    than one letter are matched greedily (``u_x1x1`` with coordinates ``x1, x2``). A field name
+    may contain ``_`` (the parts ``h_re``, ``h_im`` of a complex field): ``h_re_x`` is ``h_re``
+    differentiated by ``x``.
     """
     if name in fields:
         return Derivative(name, (0,) * len(coords), name)
     if "_" not in name:
         return None
-    field, _, suffix = name.partition("_")
-    if field not in fields or not suffix:
+    # The longest field that prefixes the name, so `h_re_x` is read as `h_re` then `x`.
+    candidates = [f for f in fields if name.startswith(f + "_")]
+    if not candidates:
+        return None
+    field = max(candidates, key=len)
+    suffix = name[len(field) + 1 :]
+    if not suffix:
         return None
     orders = [0] * len(coords)
     # Longest coordinate names first, so `x1` is not read as `x` then `1`.

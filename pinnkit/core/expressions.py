@@ -12,8 +12,9 @@ Grammar:
 - numbers: ``1``, ``2.5``, ``1e-3`` (stored as floats, so ``1/2`` is ``0.5``);
 - names: coordinates, fields, derivatives (``u_x``, ``u_xt``), params and unknowns. Names that
   start with ``_`` are refused;
-- the constants ``pi`` and ``e``. They always mean the constants: a symbol of the same name given
-  by the caller does not shadow them (a spec should not name a param ``pi`` or ``e``);
+- the constants ``pi``, ``e`` and the imaginary unit ``i``. They always mean the constants: a
+  symbol of the same name given by the caller does not shadow them (a spec may not name a param
+  ``pi``, ``e`` or ``i``);
 - ``+ - * /``, powers written ``^`` or ``**`` (right-associative and binding tighter than unary
   minus, so ``-x^2`` is ``-(x^2)`` and ``2^3^2`` is ``512``), unary ``+`` and ``-``, parentheses;
 - comparisons ``< <= > >= == !=``, single or chained (``0 < x < 1``);
@@ -24,6 +25,14 @@ where a number is expected (``(x < 0)*2``, ``sin(x > 0)``) is refused; write
 ``where(x < 0, 2, 0)`` or ``heaviside(-x)*2`` instead. Conversely the first argument of ``where``
 must be a comparison. An expression that is a comparison as a whole is allowed and evaluates to a
 boolean array (`Expression.is_boolean` tells the caller).
+
+Complex values: ``i`` and the names the caller declares complex (``complex_symbols``: a complex
+field and its derivatives) are complex, and so is any arithmetic on them; ``abs``, ``real`` and
+``imag`` give real numbers, ``conj`` the complex conjugate. Complex values are tracked while
+parsing like booleans: comparisons, ``min``, ``max``, ``heaviside``, ``step`` and ``arctan2`` of a
+complex value are refused (they have no meaning there; compare ``abs(h)`` or ``real(h)``), and
+`Expression.is_complex` says whether the value is complex. Complex literals such as ``2j`` are
+refused: write ``2*i``.
 """
 
 from __future__ import annotations
@@ -74,6 +83,7 @@ _FUNCTION_TABLE: dict[str, tuple[int, Callable[..., Any]]] = {
     "tanh": (1, jnp.tanh),
     "sinh": (1, jnp.sinh),
     "cosh": (1, jnp.cosh),
+    "sech": (1, lambda x: 1 / jnp.cosh(x)),
     "arcsin": (1, jnp.arcsin),
     "arccos": (1, jnp.arccos),
     "arctan": (1, jnp.arctan),
@@ -84,15 +94,24 @@ _FUNCTION_TABLE: dict[str, tuple[int, Callable[..., Any]]] = {
     "min": (2, jnp.minimum),
     "max": (2, jnp.maximum),
     "where": (3, jnp.where),
+    "real": (1, jnp.real),
+    "imag": (1, jnp.imag),
+    "conj": (1, jnp.conj),
 }
+
+# Functions whose value is real for a complex argument, and those a complex argument is refused by.
+_REAL_VALUED = frozenset({"abs", "real", "imag"})
+_REAL_ONLY = frozenset({"heaviside", "step", "min", "max", "arctan2"})
 
 FUNCTIONS: Mapping[str, int] = types.MappingProxyType(
     {name: nargs for name, (nargs, _) in _FUNCTION_TABLE.items()}
 )
 """The functions an expression may call, with their number of (positional) arguments."""
 
-CONSTANTS: Mapping[str, float] = types.MappingProxyType({"pi": math.pi, "e": math.e})
-"""The named constants. They win over any symbol of the same name."""
+CONSTANTS: Mapping[str, float | complex] = types.MappingProxyType(
+    {"pi": math.pi, "e": math.e, "i": 1j}
+)
+"""The named constants (``i`` is the imaginary unit). They win over any symbol of the same name."""
 
 # An exponent that is a compile-time integer goes through `lax.integer_pow`, which is exact for
 # negative bases and has clean higher derivatives; huge exponents fall back to the float power.
@@ -179,16 +198,24 @@ class _Compiled:
     Arguments:
         fn: computes the value from the environment of symbol values.
         boolean: whether the value is a boolean array (the result of a comparison).
-        value: the value as a Python float where it is known while parsing (numbers, constants
-            and arithmetic on them), else None.
+        value: the value as a Python float where it is known while parsing (numbers, real
+            constants and arithmetic on them), else None.
+        complex: whether the value is complex.
     """
 
-    __slots__ = ("fn", "boolean", "value")
+    __slots__ = ("fn", "boolean", "value", "complex")
 
-    def __init__(self, fn: _Evaluator, boolean: bool = False, value: float | None = None):
+    def __init__(
+        self,
+        fn: _Evaluator,
+        boolean: bool = False,
+        value: float | None = None,
+        complex: bool = False,
+    ):
         self.fn = fn
         self.boolean = boolean
         self.value = value
+        self.complex = complex
 
 
 def _constant(value: float) -> _Compiled:
@@ -217,13 +244,22 @@ class _Compiler:
         text: the expression text as the user wrote it (for messages).
         columns: maps each column of the parsed text to the column of `text`.
         path, line: where the expression is in the spec (for messages).
+        complex_symbols: the names whose values are complex.
     """
 
-    def __init__(self, text: str, columns: list[int], path: str | None, line: int | None):
+    def __init__(
+        self,
+        text: str,
+        columns: list[int],
+        path: str | None,
+        line: int | None,
+        complex_symbols: Collection[str] = (),
+    ):
         self.text = text
         self.columns = columns
         self.path = path
         self.line = line
+        self.complex_symbols = frozenset(complex_symbols)
         self.names: set[str] = set()
 
     def fail(self, message: str, node: ast.AST | None = None, hint: str | None = None) -> NoReturn:
@@ -270,6 +306,17 @@ class _Compiler:
             )
         return compiled
 
+    def real(self, node: ast.AST, depth: int, where: str) -> _Compiled:
+        """Compiles `node`, refusing a complex value where only a real one has a meaning."""
+        compiled = self.numeric(node, depth, where)
+        if compiled.complex:
+            self.fail(
+                f"a complex value has no order ({where})",
+                node,
+                hint="compare or bound a real number such as abs(h), real(h) or imag(h)",
+            )
+        return compiled
+
     def constant(self, node: ast.Constant) -> _Compiled:
         value = node.value
         # bool is an int subclass, so it must be ruled out before the number case.
@@ -278,7 +325,9 @@ class _Compiler:
         if isinstance(value, str | bytes):
             self.fail("strings are not allowed", node)
         if isinstance(value, complex):
-            self.fail("complex numbers are not allowed", node)
+            self.fail(
+                "complex literals are not allowed", node, hint="write the imaginary unit i, as 2*i"
+            )
         if not isinstance(value, int | float):
             self.fail(f"the literal {value!r} is not allowed", node)
         try:
@@ -294,7 +343,10 @@ class _Compiler:
         if name.startswith("_"):
             self.fail(f"names starting with '_' are not allowed ('{name}')", node)
         if name in CONSTANTS:
-            return _constant(CONSTANTS[name])
+            value = CONSTANTS[name]
+            if isinstance(value, complex):  # not folded: a float is all `_fold` knows
+                return _Compiled(lambda env: value, complex=True)
+            return _constant(value)
         if name in FUNCTIONS:
             self.fail(
                 f"'{name}' is a function and must be called",
@@ -302,7 +354,7 @@ class _Compiler:
                 hint=f"write it as {name}({', '.join('xyz'[: FUNCTIONS[name]])})",
             )
         self.names.add(name)
-        return _Compiled(lambda env: env[name])
+        return _Compiled(lambda env: env[name], complex=name in self.complex_symbols)
 
     def unary(self, node: ast.UnaryOp, depth: int) -> _Compiled:
         if isinstance(node.op, ast.UAdd):
@@ -313,7 +365,7 @@ class _Compiler:
             if value is not None:
                 return _constant(value)
             fn = operand.fn
-            return _Compiled(lambda env: jnp.negative(fn(env)))
+            return _Compiled(lambda env: jnp.negative(fn(env)), complex=operand.complex)
         self.operator_refused(node.op, node)
 
     def binary(self, node: ast.BinOp, depth: int) -> _Compiled:
@@ -332,10 +384,12 @@ class _Compiler:
         chain.reverse()
         first = self.numeric(left, depth + 1, f"operand of '{_symbol(chain[0][0])}'")
         value = first.value
+        is_complex = first.complex
         steps: list[tuple[Callable[[Any, Any], Any], _Evaluator]] = []
         for op, right in chain:
             operand = self.numeric(right, depth + 1, f"operand of '{_symbol(op)}'")
             value = _fold(_PYTHON_OPERATORS[type(op)], value, operand.value)
+            is_complex = is_complex or operand.complex
             steps.append((_BINARY_OPERATORS[type(op)], operand.fn))
         if value is not None:
             return _constant(value)
@@ -347,7 +401,7 @@ class _Compiler:
                 result = apply(result, operand_fn(env))
             return result
 
-        return _Compiled(fn)
+        return _Compiled(fn, complex=is_complex)
 
     def power(self, node: ast.BinOp, depth: int) -> _Compiled:
         base = self.numeric(node.left, depth + 1, "base of a power")
@@ -357,17 +411,18 @@ class _Compiler:
             return _constant(value)
         base_fn, exponent_fn = base.fn, exponent.fn
         power = exponent.value
+        is_complex = base.complex or exponent.complex
         if power is not None and power.is_integer() and abs(power) <= _MAX_INTEGER_POWER:
             integer = int(power)
-            return _Compiled(lambda env: jnp.power(base_fn(env), integer))
-        return _Compiled(lambda env: jnp.power(base_fn(env), exponent_fn(env)))
+            return _Compiled(lambda env: jnp.power(base_fn(env), integer), complex=is_complex)
+        return _Compiled(lambda env: jnp.power(base_fn(env), exponent_fn(env)), complex=is_complex)
 
     def compare(self, node: ast.Compare, depth: int) -> _Compiled:
         for op in node.ops:
             if type(op) not in _COMPARISONS:
                 self.operator_refused(op, node)
         operands = [
-            self.numeric(operand, depth + 1, "operand of a comparison").fn
+            self.real(operand, depth + 1, "operand of a comparison").fn
             for operand in [node.left, *node.comparators]
         ]
         ops = [_COMPARISONS[type(op)] for op in node.ops]
@@ -419,13 +474,16 @@ class _Compiler:
             args = [condition] + [
                 self.numeric(arg, depth + 1, f"argument of {name}") for arg in node.args[1:]
             ]
+        elif name in _REAL_ONLY:
+            args = [self.real(arg, depth + 1, f"argument of {name}") for arg in node.args]
         else:
             args = [self.numeric(arg, depth + 1, f"argument of {name}") for arg in node.args]
+        is_complex = name not in _REAL_VALUED and any(arg.complex for arg in args)
         fns = [arg.fn for arg in args]
         if len(fns) == 1:
             only = fns[0]
-            return _Compiled(lambda env: implementation(only(env)))
-        return _Compiled(lambda env: implementation(*(f(env) for f in fns)))
+            return _Compiled(lambda env: implementation(only(env)), complex=is_complex)
+        return _Compiled(lambda env: implementation(*(f(env) for f in fns)), complex=is_complex)
 
     def operator_refused(self, op: ast.AST, node: ast.AST) -> NoReturn:
         symbol = _REFUSED_OPERATORS.get(type(op), type(op).__name__)
@@ -554,12 +612,12 @@ def _parse(text: str, path: str | None, line: int | None) -> tuple[ast.expr, lis
 
 
 def _compile(
-    text: str, path: str | None, line: int | None
-) -> tuple[_Evaluator, frozenset[str], bool]:
+    text: str, path: str | None, line: int | None, complex_symbols: Collection[str] = ()
+) -> tuple[_Evaluator, frozenset[str], bool, bool]:
     """Checks and compiles an expression text.
 
     Returns:
-        the evaluator, the free symbols and whether the result is boolean.
+        the evaluator, the free symbols, whether the result is boolean and whether it is complex.
     """
     if not text:
         raise ExpressionError("empty expression", path=path, line=line)
@@ -605,9 +663,9 @@ def _compile(
                     line=line,
                 )
     body, columns = _parse(flat, path, line)
-    compiler = _Compiler(flat, columns, path, line)
+    compiler = _Compiler(flat, columns, path, line, complex_symbols)
     compiled = compiler.compile(body, 0)
-    return compiled.fn, frozenset(compiler.names), compiled.boolean
+    return compiled.fn, frozenset(compiler.names), compiled.boolean, compiled.complex
 
 
 def _as_number(name: str, value: Any, path: str | None, line: int | None) -> Any:
@@ -631,8 +689,8 @@ def _as_number(name: str, value: Any, path: str | None, line: int | None) -> Any
 
 
 class Expression:
-    """A parsed, checked and compiled expression. Immutable; equal and hashed by its text, so it
-    can be a static field of a module or a `jax.jit` static argument.
+    """A parsed, checked and compiled expression. Immutable; equal and hashed by its text (and
+    its complex symbols), so it can be a static field of a module or a `jax.jit` static argument.
 
     Build one with `parse_expression` (or `Expression(text)`, which takes the same arguments).
 
@@ -641,14 +699,28 @@ class Expression:
             written as text).
         names: the free symbols used, excluding function names and the constants.
         is_boolean: whether the expression is a comparison, which evaluates to a boolean array.
+        is_complex: whether its value is complex (it uses ``i`` or a complex symbol, other than
+            through ``abs``, ``real`` or ``imag``).
+        complex_symbols: the names declared complex that the expression uses.
         path, line: where the expression is in the spec, for messages (not part of equality).
     """
 
-    __slots__ = ("text", "names", "is_boolean", "path", "line", "_fn")
+    __slots__ = (
+        "text",
+        "names",
+        "is_boolean",
+        "is_complex",
+        "complex_symbols",
+        "path",
+        "line",
+        "_fn",
+    )
 
     text: str
     names: frozenset[str]
     is_boolean: bool
+    is_complex: bool
+    complex_symbols: frozenset[str]
     path: str | None
     line: int | None
 
@@ -657,15 +729,18 @@ class Expression:
         text: str | int | float,
         *,
         symbols: Collection[str] | None = None,
+        complex_symbols: Collection[str] = (),
         path: str | None = None,
         line: int | None = None,
     ):
         source = _source_text(text, path, line)
-        fn, names, is_boolean = _compile(source, path, line)
+        fn, names, is_boolean, is_complex = _compile(source, path, line, complex_symbols)
         for attribute, value in (
             ("text", source),
             ("names", names),
             ("is_boolean", is_boolean),
+            ("is_complex", is_complex),
+            ("complex_symbols", names & frozenset(complex_symbols)),
             ("path", path),
             ("line", line),
             ("_fn", fn),
@@ -740,10 +815,10 @@ class Expression:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Expression):
             return NotImplemented
-        return self.text == other.text
+        return self.text == other.text and self.complex_symbols == other.complex_symbols
 
     def __hash__(self) -> int:
-        return hash((Expression, self.text))
+        return hash((Expression, self.text, self.complex_symbols))
 
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
@@ -753,7 +828,7 @@ class Expression:
 
     # The compiled closures cannot be pickled; the text is enough to rebuild them.
     def __reduce__(self):
-        return (_rebuild, (self.text, self.path, self.line))
+        return (_rebuild, (self.text, self.path, self.line, tuple(sorted(self.complex_symbols))))
 
     def __copy__(self) -> Expression:
         return self
@@ -762,14 +837,17 @@ class Expression:
         return self
 
 
-def _rebuild(text: str, path: str | None, line: int | None) -> Expression:
-    return Expression(text, path=path, line=line)
+def _rebuild(
+    text: str, path: str | None, line: int | None, complex_symbols: tuple[str, ...] = ()
+) -> Expression:
+    return Expression(text, path=path, line=line, complex_symbols=complex_symbols)
 
 
 def parse_expression(
     text: str | int | float | Expression,
     *,
     symbols: Collection[str] | None = None,
+    complex_symbols: Collection[str] | None = None,
     path: str | None = None,
     line: int | None = None,
 ) -> Expression:
@@ -777,10 +855,16 @@ def parse_expression(
 
     Arguments:
         text: the expression. Numbers (YAML may give ``u: 0``) are accepted and written as
-            text. An `Expression` is accepted too: it is checked against `symbols` and returned.
+            text. An `Expression` is accepted too: it is checked against `symbols` and returned
+            (compiled again if `complex_symbols` is given and changes which of its names are
+            complex).
         symbols: the names the expression may use, if given. An unknown name raises an
             ExpressionError that names it, suggests the closest known one and lists them all.
-            The constants ``pi`` and ``e`` are always allowed and always mean the constants.
+            The constants ``pi``, ``e`` and ``i`` are always allowed and always mean the
+            constants.
+        complex_symbols: the names whose values are complex (a complex field and its
+            derivatives); arithmetic on them is complex, ordering them is refused. None (the
+            default) is none for a text, and leaves an `Expression` as it is.
         path: the key path of the expression in the spec, for messages.
         line: the 1-based YAML line of that key, for messages.
 
@@ -789,11 +873,20 @@ def parse_expression(
 
     Raises:
         ExpressionError: on a syntax error (quoting the text and the column), a refused
-            construct, a wrong number of function arguments, an unknown symbol, a text longer
-            than `MAX_LENGTH` or nested deeper than `MAX_DEPTH`.
+            construct, a wrong number of function arguments, an unknown symbol, a complex value
+            where order matters, a text longer than `MAX_LENGTH` or nested deeper than
+            `MAX_DEPTH`.
     """
-    if isinstance(text, Expression):
+    if isinstance(text, Expression) and (
+        complex_symbols is None or text.complex_symbols == text.names & frozenset(complex_symbols)
+    ):
         if symbols is not None:
             text.check_symbols(symbols)
         return text
-    return Expression(text, symbols=symbols, path=path, line=line)
+    if isinstance(text, Expression):  # the same text, with other complex symbols
+        path = path if path is not None else text.path
+        line = line if line is not None else text.line
+        text = text.text
+    return Expression(
+        text, symbols=symbols, complex_symbols=complex_symbols or (), path=path, line=line
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -112,7 +112,8 @@ class Objective:
         for index, integral in enumerate(problem.integrals):
             group = f"integral{index}"
             axes = tuple(box.axis(c) for c in integral.over)
-            nodes, weights = _gauss_legendre(box, axes, integral.points)
+            breaks = {box.axis(c): v for c, v in integral.breaks.items()}
+            nodes, weights = gauss_legendre(box, axes, integral.points, breaks)
             samples = 1 if len(axes) == box.dim else integral.samples
             self.groups[group] = _Group(
                 group, ((lo, hi),), samples, quadrature=(axes, nodes, weights)
@@ -192,6 +193,14 @@ class Objective:
                 out[integral.name] = self._totals(model, unknowns, points[g.name], g, integral)[0]
         return out
 
+    def integral_values(self, model, unknowns) -> dict[str, Array]:
+        """The named integrals' values (Rayleigh quotients, norms) at the current model."""
+        named = [g for i, g in zip(self.problem.integrals, self._integral_groups()) if i.name]
+        if not named:
+            return {}
+        nodes = {g.name: self._quadrature_points(g, jax.random.key(0)) for g in named}
+        return self.named_integrals(model, unknowns, nodes)
+
     def squared(self, model, unknowns, points: Mapping[str, Array]) -> dict[str, Array]:
         """Per-point squared residual of every term, keyed by term name."""
         out = {}
@@ -267,6 +276,8 @@ class Objective:
             if integral.name is not None and integral.name in unknowns
             else self._totals(model, unknowns, pts, g, integral)
         )
+        if integral.minimize:
+            return totals
         if callable(integral.equals):
             first = pts[:: nodes.shape[0]]
             target_env = {c: first[:, i] for i, c in enumerate(self.problem.coords)}
@@ -286,11 +297,8 @@ class Objective:
         """Squared equation residual at points: what residual-based samplers rank by."""
 
         def score(points):
-            known = unknowns
-            named = [g for i, g in zip(self.problem.integrals, self._integral_groups()) if i.name]
-            if named:  # residuals may divide by named integrals (their nodes are fixed)
-                nodes = {g.name: self._quadrature_points(g, jax.random.key(0)) for g in named}
-                known = {**unknowns, **self.named_integrals(model, unknowns, nodes)}
+            # residuals may use named integrals (over every coordinate: their nodes are fixed)
+            known = {**unknowns, **self.integral_values(model, unknowns)}
             return sum(r**2 for r in self.residuals(model, known, points))
 
         return score
@@ -311,14 +319,23 @@ class Objective:
         return out
 
 
-def _gauss_legendre(box, axes, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Tensor Gauss–Legendre nodes ``(n^k, k)`` and weights over the box's `axes`."""
+def gauss_legendre(
+    box, axes, n: int, breaks: Mapping[int, Sequence[float]] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tensor Gauss–Legendre nodes ``(q, k)`` and weights ``(q,)`` over the box's `axes`.
+
+    ``n`` nodes per coordinate, or per piece where `breaks` (axis -> points inside the interval)
+    splits it: composite quadrature keeps its spectral accuracy on a piecewise-smooth integrand
+    (a potential with jumps) when the pieces meet at the kinks.
+    """
     x, w = np.polynomial.legendre.leggauss(n)
     nodes, weights = [], []
     for a in axes:
         lo, hi = box.lo[a], box.hi[a]
-        nodes.append(lo + (x + 1) * (hi - lo) / 2)
-        weights.append(w * (hi - lo) / 2)
+        inner = sorted(float(b) for b in (breaks or {}).get(a, ()) if lo < float(b) < hi)
+        ends = [lo, *inner, hi]
+        nodes.append(np.concatenate([p + (x + 1) * (q - p) / 2 for p, q in zip(ends, ends[1:])]))
+        weights.append(np.concatenate([w * (q - p) / 2 for p, q in zip(ends, ends[1:])]))
     grids = np.meshgrid(*nodes, indexing="ij")
     wgrid = np.prod(np.meshgrid(*weights, indexing="ij"), axis=0)
     return np.stack([g.reshape(-1) for g in grids], -1), wgrid.reshape(-1)

@@ -3,7 +3,8 @@
 A problem is plain data. It says nothing about how it is solved: backends, trainers and
 reports read it. Conditions and references hold callables of an environment (a mapping
 from names to arrays), which is what a parsed expression is; from Python any function of
-that mapping works too.
+that mapping works too. Complex fields are rewritten over real ones when a problem is made
+(`pinnkit.core.complex`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..equations import AbstractEquation
+from .complex import ComplexFields, split_complex
 from .domain import Box, Derivative, Face, parse_derivative
 
 EnvFunction = Callable[[Mapping[str, Any]], Any]
@@ -78,6 +80,11 @@ class Integral:
         name: a symbol for the integral's value that residuals and conditions may use (only
             for integrals over every coordinate): ``psi0_xx/sqrt(N0)`` makes a residual
             blind to the scale of ``psi0``.
+        minimize: the term is the integral itself (times its weight), not its misfit to
+            `equals`: a variational principle, such as the sum of Rayleigh quotients of
+            orthonormal states, whose minimum is the lowest eigenspace.
+        breaks: per coordinate, points where the integrand may have a kink or a jump (a
+            potential's discontinuities): the quadrature is composite, split there.
         log: compare logarithms (positive quantities such as a norm): the pull towards the
             target is then as strong at a tiny value as near it.
     """
@@ -91,6 +98,8 @@ class Integral:
     label: str = "integral"
     name: str | None = None
     log: bool = False
+    minimize: bool = False
+    breaks: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +108,7 @@ class Reference:
 
     Arguments:
         points: ``(n, dim)`` points.
-        values: ``{field: (n,)}``.
+        values: ``{field: (n,)}``; a complex field's values are complex.
         grid_shape: the tensor-grid shape the points come from (C order), for plots.
         source: where the values come from (``exact``, a file, a solver name).
     """
@@ -128,7 +137,19 @@ class Problem:
         reference: a lazily computed reference, called once when first needed.
         description: free text.
         true_unknowns: known values of unknowns, to report their errors.
-        eigenvalues: unknowns that are eigenvalues (reported in ascending order).
+        eigenvalues: unknowns or named integrals that are eigenvalues (reported ascending).
+        potential: for an eigenvalue problem, the potential ``V`` (a function of the
+            environment), drawn beside the eigenfunctions.
+        complex_fields: fields that are complex. Each is listed in `fields` and becomes two
+            real fields there, ``h_re`` and ``h_im``; residuals, conditions and observations
+            written over the complex values are split into real and imaginary parts (see
+            `pinnkit.core.complex`). The equation's requests and the condition targets name the
+            complex field (``h``, ``h_xx``) and see complex values.
+
+    Example:
+        >>> problem = Problem("nls", box, ("h",), equation, conditions, complex_fields=("h",))
+        >>> problem.fields
+        ('h_re', 'h_im')
     """
 
     name: str
@@ -144,10 +165,23 @@ class Problem:
     description: str = ""
     true_unknowns: Mapping[str, float] = dataclasses.field(default_factory=dict)
     eigenvalues: tuple[str, ...] = ()
+    potential: EnvFunction | None = None
+    complex_fields: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "complex_fields", tuple(self.complex_fields))
+        if self.complex_fields:
+            for name, value in split_complex(self).items():
+                object.__setattr__(self, name, value)
 
     @property
     def coords(self) -> tuple[str, ...]:
         return self.box.coords
+
+    @property
+    def complex(self) -> ComplexFields:
+        """The complex fields and the names of their parts."""
+        return ComplexFields(self.coords, self.complex_fields)
 
     def derivative(self, name: str) -> Derivative | None:
         return parse_derivative(name, self.coords, self.fields)

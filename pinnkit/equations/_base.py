@@ -45,6 +45,9 @@ class ExpressionEquation(AbstractEquation):
         coords, fields: the problem's coordinates and fields (to tell derivatives apart).
         symbols: every other name an expression may use (params, unknowns).
         path: the spec key the texts came from, for error messages.
+        names: one name per residual (default ``residual`` or ``residual0, residual1, ...``).
+        complex_fields: the fields that are complex: their values (and their derivatives')
+            are complex, so a residual such as ``i*h_t + 0.5*h_xx`` is complex.
     """
 
     names: tuple[str, ...]
@@ -60,11 +63,14 @@ class ExpressionEquation(AbstractEquation):
         symbols: Sequence[str] = (),
         path: str = "equation.residuals",
         names: Sequence[str] | None = None,
+        complex_fields: Sequence[str] = (),
     ):
         if not texts:
             raise SpecError("give at least one residual expression", path=path)
         exprs = tuple(
-            parse_symbolic(t, coords, fields, symbols, path=f"{path}[{i}]")
+            parse_symbolic(
+                t, coords, fields, symbols, path=f"{path}[{i}]", complex_fields=complex_fields
+            )
             for i, t in enumerate(texts)
         )
         self.expressions = exprs
@@ -80,10 +86,22 @@ class ExpressionEquation(AbstractEquation):
 
 
 def parse_symbolic(
-    text, coords: Sequence[str], fields: Sequence[str], symbols: Sequence[str], *, path: str
+    text,
+    coords: Sequence[str],
+    fields: Sequence[str],
+    symbols: Sequence[str],
+    *,
+    path: str,
+    complex_fields: Sequence[str] = (),
 ) -> Expression:
-    """Parse an expression whose names may be coordinates, fields, derivatives or symbols."""
+    """Parse an expression whose names may be coordinates, fields, derivatives or symbols;
+    those of `complex_fields` (fields and their derivatives) are complex."""
     expr = parse_expression(text, path=path)
+    if complex_fields:
+        is_complex = [
+            n for n in expr.names if parse_derivative(n, coords, complex_fields) is not None
+        ]
+        expr = parse_expression(expr, complex_symbols=is_complex, path=path)
     known = set(coords) | set(symbols)
     unknown = [
         n

@@ -42,8 +42,23 @@ POTENTIALS = {
         {"height": 100.0, "width": 1.0},
     ),
 }
-OPTIONS = {"potential", "states", "energies", "normalisation_weight", "depth", "width", "height"}
+OPTIONS = {
+    "potential",
+    "states",
+    "energies",
+    "normalisation",
+    "normalisation_weight",
+    "energy_weight",
+    "trace_weight",
+    "depth",
+    "width",
+    "height",
+}
 COARSE_INTERVALS = 64
+QUADRATURE_POINTS = 64
+TRACE_WEIGHT = 1e-2
+EIGEN_STEPS = 9000  # default training: Adam then L-BFGS
+ADAM_FRACTION = 1 / 3
 
 
 def is_eigen_spec(data: dict) -> bool:
@@ -67,7 +82,43 @@ def _potential(options: dict, lo: float, hi: float) -> tuple[str, list[float]]:
             f"{sorted(POTENTIALS)}, or give an expression of x",
             path="equation.potential",
         )
-    return str(pot), []
+    return str(pot), None
+
+
+def find_jumps(fn, lo: float, hi: float, *, n: int = 4096) -> list[float]:
+    """Where a potential given as an expression jumps: steps that stay as the grid is refined.
+
+    A scan on ``n`` cells flags cells whose increment is far above the typical one; bisection
+    then narrows each to 1e-12 of the interval, where a jump keeps its height and a steep but
+    continuous rise does not. Each location is snapped to the nearest fraction ``p/q`` of the
+    interval (q <= 1000) when that is within the bisection's tolerance, so the finite-difference
+    reference can put a grid node on it.
+    """
+    from fractions import Fraction
+
+    x = np.linspace(lo, hi, n + 1)
+    v = fn(x)
+    dv = np.abs(np.diff(v))
+    typical = np.median(dv) + 1e-12 * (1.0 + np.max(np.abs(v)))
+    jumps = []
+    for i in np.flatnonzero(dv > 50 * typical):
+        a, b = x[i], x[i + 1]
+        va, height = fn(np.array([a]))[0], dv[i]
+        for _ in range(60):
+            m = 0.5 * (a + b)
+            if abs(fn(np.array([m]))[0] - va) < 0.5 * height:
+                a = m
+            else:
+                b = m
+            if b - a < 1e-12 * (hi - lo):
+                break
+        left, right = fn(np.array([a, b]))
+        if abs(right - left) < 0.5 * height:
+            continue  # steep, not a jump
+        frac = Fraction((0.5 * (a + b) - lo) / (hi - lo)).limit_denominator(1000)
+        snapped = lo + float(frac) * (hi - lo)
+        jumps.append(snapped if abs(snapped - 0.5 * (a + b)) < 1e-9 * (hi - lo) else 0.5 * (a + b))
+    return jumps
 
 
 def _evaluate(text: str, x: np.ndarray, params: dict) -> np.ndarray:
@@ -117,6 +168,8 @@ def expand_schrodinger(data: dict) -> dict:
     names = [f"{psi}{n}" for n in range(states)]
     energies = [f"E{n}" for n in range(states)]
     pot_fn = lambda x: _evaluate(potential, np.asarray(x, float), params)
+    if jumps is None:  # an expression: find its steps (where(), step functions)
+        jumps = find_jumps(pot_fn, lo, hi)
 
     guess = options.get("energies")
     if guess is None:
@@ -130,43 +183,113 @@ def expand_schrodinger(data: dict) -> dict:
 
     data["fields"] = names
     data["unknowns"] = {**(data.get("unknowns") or {}), **dict(zip(energies, map(float, guess)))}
-    norms = [f"N{n}" for n in range(states)]
-    # Each residual is divided by its state's norm, so shrinking psi does not shrink it: the
-    # trivial psi = 0 is no longer a minimum the residual pulls towards.
-    data["equation"] = {
-        "residuals": [
+    data["conditions"] = _per_state(data.get("conditions") or [], psi, names)
+    integrals = list(data.get("integrals") or [])
+    breaks = {"x": jumps} if jumps else {}
+    exact = options.get("normalisation", "exact")
+    if exact not in ("exact", "penalty"):
+        raise SpecError(
+            f"normalisation is 'exact' (orthonormal by construction) or 'penalty' (loss terms, "
+            f"as in arXiv 2504.05367), got {exact!r}",
+            path="equation.normalisation",
+        )
+    model = dict(data.get("model") or {})
+    if model.get("backend", "mlp") == "mlp" and jumps:
+        model.setdefault("interfaces", [f"x - ({a})" for a in jumps])
+    if exact == "exact":
+        # psi_n = L^{-1} phi_n: orthonormal by construction, so psi = 0 cannot be reached.
+        model.setdefault("orthonormal", {"points": QUADRATURE_POINTS, "breaks": breaks})
+        residuals = [f"-{p}_xx + ({potential})*{p} - {e}*{p}" for p, e in zip(names, energies)]
+    else:
+        # Each residual is divided by its state's norm, so shrinking psi does not shrink it.
+        norms = [f"N{n}" for n in range(states)]
+        residuals = [
             f"(-{p}_xx + ({potential})*{p} - {e}*{p})/sqrt({z})"
             for p, e, z in zip(names, energies, norms)
         ]
-    }
-    data["eigenvalues"] = energies
-    conditions = []
-    for cond in data.get("conditions") or []:
-        targets = {k: v for k, v in cond.items() if k == psi or k.startswith(psi + "_")}
-        if not targets:
-            conditions.append(cond)
-            continue
-        for p in names:
-            new = {k: v for k, v in cond.items() if k not in targets}
-            new.update({p + k[len(psi) :]: v for k, v in targets.items()})
-            conditions.append(new)
-    data["conditions"] = conditions
-    weight = float(options.get("normalisation_weight", 1.0))
-    integrals = list(data.get("integrals") or [])
-    for i, p in enumerate(names):
+        weight = float(options.get("normalisation_weight", 1.0))
+        for i, p in enumerate(names):
+            integrals.append(
+                {
+                    "integrand": f"{p}^2",
+                    "equals": 1,
+                    "weight": weight,
+                    "label": f"norm {p}",
+                    "name": norms[i],
+                    "log": True,
+                    "points": QUADRATURE_POINTS,
+                    "breaks": breaks,
+                }
+            )
+            for q in names[:i]:
+                integrals.append(
+                    {
+                        "integrand": f"{p}*{q}",
+                        "equals": 0,
+                        "label": f"<{q},{p}>",
+                        "points": QUADRATURE_POINTS,
+                        "breaks": breaks,
+                    }
+                )
+    data["model"] = model
+    # Gradient-norm balancing would rescale the energy ties against the residuals; the terms
+    # are already in the units of the residual, so fixed weights are the default here.
+    train = dict(data.get("train") or {})
+    train.setdefault("weighting", "fixed")
+    if train.get("phases") is None and train.get("optimizer") is None:
+        # Adam with the energies held at their estimates, so each state settles on the
+        # eigenfunction nearest its energy before the energies move; Adam on all; L-BFGS.
+        steps = int(train.pop("steps", EIGEN_STEPS))
+        adam = int(round(steps * ADAM_FRACTION))
+        held = adam // 2
+        train["phases"] = [
+            {"optimizer": {"name": "adam", "lr": 1e-2}, "steps": held, "freeze": energies},
+            {"optimizer": {"name": "adam", "lr": 1e-2}, "steps": adam - held},
+            {"optimizer": "lbfgs", "steps": steps - adam},
+        ]
+    data["train"] = train
+    data["equation"] = {"residuals": residuals}
+    data["potential"] = potential
+    data["integrals"] = integrals
+    if exact == "penalty":  # the paper's formulation: the trained energies are the result
+        data["eigenvalues"] = energies
+        return _with_reference(data, potential, states, jumps)
+    # The Rayleigh quotient <psi|H|psi> in weak form (no psi'', exact across jumps of V with
+    # the quadrature split there): second-order accurate in the error of psi, so it is what the
+    # run reports as the eigenvalue. Tied to the trained energy, it also steers training.
+    quotients = [f"R{n}" for n in range(states)]
+    for n, (p, e) in enumerate(zip(names, energies)):
         integrals.append(
             {
-                "integrand": f"{p}^2",
-                "equals": 1,
-                "weight": weight,
-                "label": f"norm {p}",
-                "name": norms[i],
-                "log": True,
+                "integrand": f"{p}_x^2 + ({potential})*{p}^2",
+                "equals": e,
+                "label": f"energy {p}",
+                "name": quotients[n],
+                "points": QUADRATURE_POINTS,
+                "breaks": breaks,
+                "weight": float(options.get("energy_weight", 1.0)),
             }
         )
-        for q in names[:i]:
-            integrals.append({"integrand": f"{p}*{q}", "equals": 0, "label": f"<{q},{p}>"})
-    data["integrals"] = integrals
+    trace = float(options.get("trace_weight", TRACE_WEIGHT))
+    if trace > 0:
+        # The sum of the quotients of orthonormal states is least for the lowest N states
+        # (Ky Fan): it keeps a state from settling on a higher eigenfunction than its own.
+        integrals.append(
+            {
+                "integrand": " + ".join(f"{p}_x^2 + ({potential})*{p}^2" for p in names),
+                "equals": 0,
+                "minimize": True,
+                "label": "trace",
+                "points": QUADRATURE_POINTS,
+                "breaks": breaks,
+                "weight": trace,
+            }
+        )
+    data["eigenvalues"] = quotients
+    return _with_reference(data, potential, states, jumps)
+
+
+def _with_reference(data: dict, potential: str, states: int, jumps: list[float]) -> dict:
     if not data.get("reference"):
         data["reference"] = {
             "solver": "schrodinger",
@@ -175,8 +298,24 @@ def expand_schrodinger(data: dict) -> dict:
     return data
 
 
-def reference_energies(data: dict) -> list[float] | None:
-    """Reference energies of an expanded spec whose reference is the schrodinger solver."""
+def _per_state(conditions: list, psi: str, names: list[str]) -> list:
+    """Conditions on ``psi`` (or its derivatives) repeated for every state."""
+    out = []
+    for cond in conditions:
+        targets = {k: v for k, v in cond.items() if k == psi or k.startswith(psi + "_")}
+        if not targets:
+            out.append(cond)
+            continue
+        for p in names:
+            new = {k: v for k, v in cond.items() if k not in targets}
+            new.update({p + k[len(psi) :]: v for k, v in targets.items()})
+            out.append(new)
+    return out
+
+
+def reference_energies(data: dict) -> dict[str, float] | None:
+    """Reference energies of an expanded spec whose reference is the schrodinger solver, keyed
+    by its eigenvalue names and by the trained energies ``E0 ..``."""
     ref = data.get("reference") or {}
     if ref.get("solver") != "schrodinger":
         return None
@@ -192,4 +331,6 @@ def reference_energies(data: dict) -> list[float] | None:
         states=int(opts["states"]),
         jumps=opts.get("jumps") or None,
     )
-    return [float(e) for e in energies]
+    values = [float(e) for e in energies]
+    trained = [f"E{n}" for n in range(len(values))]
+    return {**dict(zip(trained, values)), **dict(zip(data["eigenvalues"], values))}

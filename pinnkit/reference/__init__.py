@@ -60,8 +60,26 @@ def _schrodinger(columns, *, fields, params, potential, states, jumps=None, n=20
 _schrodinger.sign_free = True  # eigenfunctions are compared up to sign
 
 
+def _nls(columns, *, fields, params, n=None, dt=None, order=None):
+    """The NLS benchmark i h_t + 0.5 h_xx + |h|^2 h = 0, h(x, 0) = 2 sech(x), periodic on
+    [-5, 5] (Raissi et al. 2019), by split-step Fourier: complex values of the first field."""
+    from .schrodinger import nls_reference
+
+    _need(columns, ["x", "t"], "nls_split_step")
+    x = np.asarray(columns["x"], float)
+    if x.min() < -5 - 1e-9 or x.max() > 5 + 1e-9:
+        raise SpecError(
+            "reference solver 'nls_split_step' solves the benchmark on x in [-5, 5]; the domain "
+            f"spans [{x.min():g}, {x.max():g}]",
+            path="reference.solver",
+        )
+    options = {k: v for k, v in (("n", n), ("dt", dt), ("order", order)) if v is not None}
+    return {fields[0]: nls_reference(x, columns["t"], **options)}
+
+
 REFERENCE_SOLVERS = {
     "schrodinger": _schrodinger,
     "burgers_cole_hopf": _burgers,
     "allen_cahn_spectral": _allen_cahn,
+    "nls_split_step": _nls,
 }

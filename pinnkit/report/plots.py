@@ -1,7 +1,7 @@
 """Figures of a solution: prediction, reference, pointwise error, and the loss history.
 
 One coordinate gives line plots; two give colour maps over the plane; more give the plane of
-the first two coordinates at the middle of the others.
+the first two coordinates at the middle of the others. A complex field is drawn as its modulus.
 """
 
 from __future__ import annotations
@@ -32,19 +32,30 @@ def _plane(solution, n: int = 201):
     return pts, shape, None  # off the reference grid: the summary holds the comparison
 
 
+def _rows(problem, pred, ref):
+    """``(title, prediction, reference or None)`` per field drawn: real fields as they are,
+    complex ones as their modulus ``|h|``."""
+    parts = set(problem.complex.real_names(problem.complex_fields))
+    rows = [
+        (f, pred[f], None if ref is None or f not in ref else np.asarray(ref[f]))
+        for f in problem.fields
+        if f not in parts
+    ]
+    for f in problem.complex_fields:
+        r = None if ref is None or f not in ref else np.abs(np.asarray(ref[f]))
+        rows.append((f"|{f}|", np.abs(pred[f]), r))
+    return rows
+
+
 def plot_fields(solution, path: pathlib.Path | None):
     problem = solution.problem
     pts, shape, ref = _plane(solution)
-    pred = solution.predict(pts)
-    fields = list(problem.fields)
+    names = [f for f in problem.fields] + list(problem.complex_fields)
+    rows = _rows(problem, solution.predict(pts, names), ref)
     cols = 3 if ref is not None else 1
-    fig, axes = plt.subplots(
-        len(fields), cols, figsize=(4.2 * cols, 3.4 * len(fields)), squeeze=False
-    )
+    fig, axes = plt.subplots(len(rows), cols, figsize=(4.2 * cols, 3.4 * len(rows)), squeeze=False)
     coords = problem.coords
-    for row, f in enumerate(fields):
-        p = pred[f]
-        r = None if ref is None or f not in ref else np.asarray(ref[f])
+    for row, (f, p, r) in enumerate(rows):
         panels = [("prediction", p)]
         if r is not None:
             panels += [("reference", r), ("|error|", np.abs(p - r))]
@@ -114,6 +125,53 @@ def _finish(fig, path):
     return fig
 
 
+def plot_spectrum(solution, path: pathlib.Path | None):
+    """An eigenvalue problem: the potential with each state drawn at its energy (against the
+    reference), and the relative error of each energy over training."""
+    problem = solution.problem
+    lo, hi = problem.box.lo[0], problem.box.hi[0]
+    x = np.linspace(lo, hi, 801)
+    pred = solution.predict(x[:, None])
+    energies = solution.eigenvalues()
+    order = np.argsort([solution.eigenvalues_by_name()[e] for e in problem.eigenvalues])
+    ref = problem.reference() if problem.reference is not None else None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    v = None
+    if problem.potential is not None:
+        env = {problem.coords[0]: x, **problem.params}
+        v = np.broadcast_to(np.asarray(problem.potential(env), float), x.shape)
+    # One state's drawing height: the spacing of the levels, but visible for a close pair.
+    floor = min(energies) - (np.min(v) if v is not None else 0.0)
+    spacing = (max(energies) - min(energies)) / max(len(energies) - 1, 1)
+    scale = 0.4 * max(spacing, 0.5 * abs(floor), 1e-12)
+    if v is not None:
+        ax1.plot(x, np.minimum(v, max(energies) + 2 * scale), "k", lw=1.5, label="V(x)")
+    for rank, j in enumerate(order):
+        f = problem.fields[j]
+        psi = np.asarray(pred[f])
+        e = energies[rank]
+        if ref is not None and f in ref.values:
+            r = np.interp(x, ref.points[:, 0], np.asarray(ref.values[f]))
+            psi = psi if np.dot(psi, r) >= 0 else -psi
+            ax1.plot(x, e + scale * r / np.max(np.abs(r)), "k--", lw=1)
+        ax1.plot(x, e + scale * psi / np.max(np.abs(psi)), lw=2, label=f"{f}: E = {e:.6g}")
+        ax1.axhline(e, color="0.8", lw=0.5)
+    ax1.set_xlabel(problem.coords[0])
+    ax1.set_title("states at their energies (dashed: reference)")
+    ax1.legend(fontsize=7)
+    evals = [h for h in solution.record.history if "errors" in h]
+    for name in problem.eigenvalues:
+        pts = [(h["step"], h["errors"][name]["rel_err"]) for h in evals if name in h["errors"]]
+        if pts:
+            ax2.semilogy(*zip(*pts), "o-", ms=3, label=name)
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("relative error of the energy")
+    ax2.set_title("energy convergence (before the final Ritz step)")
+    if ax2.lines:
+        ax2.legend(fontsize=7)
+    return _finish(fig, path)
+
+
 def plot_solution(solution, directory=None, *, show: bool = False):
     """Draw the figures; with a directory, save ``fields.png`` and ``history.png`` there and
     return their paths, otherwise return the figures."""
@@ -122,6 +180,8 @@ def plot_solution(solution, directory=None, *, show: bool = False):
         plot_fields(solution, d / "fields.png" if d else None),
         plot_history(solution.record.history, d / "history.png" if d else None),
     ]
+    if solution.problem.eigenvalues and solution.problem.box.dim == 1:
+        out.append(plot_spectrum(solution, d / "spectrum.png" if d else None))
     if show and d is None:
         plt.show()
     return out

@@ -16,10 +16,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..core.complex import part_names
 from ..core.derivatives import ForwardMode, NestedReverse, TaylorMode
 from ..core.domain import Box, parse_derivative, parse_face
-from ..core.expressions import parse_expression
-from ..core.objective import Objective
+from ..core.expressions import CONSTANTS, parse_expression
+from ..core.objective import Objective, gauss_legendre
 from ..core.problem import (
     Condition,
     Integral,
@@ -33,7 +34,14 @@ from ..equations import ExpressionEquation, builtin_equation, parse_symbolic
 from ..errors import SpecError, did_you_mean
 from ..train.trainer import Phase, lbfgs_phase
 from ..train.weighting import Causal, Fixed, GradNorm
-from .schema import ModelConfig, OptimizerConfig, PhaseConfig, Spec, TrainConfig
+from .schema import (
+    ModelConfig,
+    OptimizerConfig,
+    OrthonormalConfig,
+    PhaseConfig,
+    Spec,
+    TrainConfig,
+)
 
 DERIVATIVES = {"forward": ForwardMode, "reverse": NestedReverse, "taylor": TaylorMode}
 OPTIMIZERS = (
@@ -79,7 +87,7 @@ def _check_names(spec: Spec) -> None:
                     "coordinates of a derivative, as in u_xx)",
                     path=f"{kind}s",
                 )
-            if n in ("pi", "e"):
+            if n in CONSTANTS:
                 raise SpecError(
                     f"{kind} name {n!r} is a builtin constant; rename it", path=f"{kind}s"
                 )
@@ -88,6 +96,13 @@ def _check_names(spec: Spec) -> None:
                     f"{n!r} is both a {taken[n]} and a {kind}; rename one", path=f"{kind}s"
                 )
             taken[n] = kind
+    for i, n in enumerate(spec.complex):
+        if n not in spec.fields:
+            raise SpecError(
+                f"{n!r} is not a field{did_you_mean(n, spec.fields)} `complex` lists fields of "
+                f"{spec.fields} whose values are complex",
+                path=f"complex[{i}]",
+            )
 
 
 def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
@@ -102,7 +117,7 @@ def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
         if c not in bounds:
             raise SpecError(f"coordinate {c!r} has no interval; add `{c}: [lo, hi]`", path="domain")
     box = Box(tuple(spec.coords), bounds)
-    coords, fields = box.coords, tuple(spec.fields)
+    coords, fields, complex_fields = box.coords, tuple(spec.fields), tuple(spec.complex)
     named = tuple(i.name for i in spec.integrals if i.name is not None)
     for n in named:
         if not n.isidentifier() or n in (*coords, *fields, *spec.params, *spec.unknowns):
@@ -137,17 +152,43 @@ def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
                 "give a builtin `name:` or a list of `residuals:` expressions", path="equation"
             )
         texts = [eq.residuals] if isinstance(eq.residuals, str) else list(eq.residuals)
-        equation = ExpressionEquation(texts, coords=coords, fields=fields, symbols=symbols)
+        equation = ExpressionEquation(
+            texts, coords=coords, fields=fields, symbols=symbols, complex_fields=complex_fields
+        )
+    if not complex_fields:
+        for i, e in enumerate(getattr(equation, "expressions", ())):
+            if e.is_complex:
+                raise SpecError(
+                    f"residual {e.text!r} is complex (it uses i) but no field is: list the complex "
+                    "fields under `complex:`",
+                    path=f"equation.residuals[{i}]",
+                )
 
-    conditions = [_condition(i, c, box, fields, symbols) for i, c in enumerate(spec.conditions)]
+    conditions = [
+        _condition(i, c, box, fields, symbols, complex_fields)
+        for i, c in enumerate(spec.conditions)
+    ]
+    for i, phase in enumerate(spec.train.phases or []):
+        for name in phase.freeze:
+            if name not in spec.unknowns:
+                raise SpecError(
+                    f"{name!r} is not an unknown{did_you_mean(name, spec.unknowns)} unknowns "
+                    f"are {sorted(spec.unknowns)}",
+                    path=f"train.phases[{i}].freeze",
+                )
+    named = [i.name for i in spec.integrals if i.name is not None]
     for e in spec.eigenvalues:
-        if e not in spec.unknowns:
+        if e not in spec.unknowns and e not in named:
             raise SpecError(
-                f"eigenvalue {e!r} is not an unknown {list(spec.unknowns)}", path="eigenvalues"
+                f"eigenvalue {e!r} is neither an unknown {list(spec.unknowns)} nor a named "
+                f"integral {named}",
+                path="eigenvalues",
             )
-    data = tuple(_observations(i, d, box, fields, base_dir) for i, d in enumerate(spec.data))
+    # Observed columns may name a complex field (complex values) or its parts (h_re, h_im).
+    columns = fields + tuple(p for f in complex_fields for p in part_names(f))
+    data = tuple(_observations(i, d, box, columns, base_dir) for i, d in enumerate(spec.data))
     integrals = tuple(
-        _integral(i, cfg, box, fields, tuple(spec.params) + tuple(spec.unknowns))
+        _integral(i, cfg, box, fields, tuple(spec.params) + tuple(spec.unknowns), complex_fields)
         for i, cfg in enumerate(spec.integrals)
     )
     for i, integral in enumerate(integrals):
@@ -175,10 +216,16 @@ def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
         description=spec.description,
         true_unknowns=dict(spec.reference.unknowns) if spec.reference else {},
         eigenvalues=tuple(spec.eigenvalues),
+        potential=None
+        if spec.potential is None
+        else parse_expression(
+            spec.potential, symbols=box.coords + tuple(spec.params), path="potential"
+        ),
+        complex_fields=complex_fields,
     )
 
 
-def _condition(index, cfg, box, fields, symbols) -> Condition:
+def _condition(index, cfg, box, fields, symbols, complex_fields=()) -> Condition:
     path = f"conditions[{index}]"
     extra = dict(cfg.model_extra or {})
     if cfg.periodic is not None:
@@ -206,13 +253,31 @@ def _condition(index, cfg, box, fields, symbols) -> Condition:
                 path=f"{path}.{key}",
             )
         targets[key] = parse_expression(value, symbols=symbols, path=f"{path}.{key}")
+        if targets[key].is_complex and parse_derivative(key, box.coords, complex_fields) is None:
+            raise SpecError(
+                f"the target of {key!r} is complex (it uses i) but {key!r} is real: take "
+                "real(...) of it, or list the field under `complex:`",
+                path=f"{path}.{key}",
+            )
     residuals = []
     if cfg.residual is not None:
         texts = cfg.residual if isinstance(cfg.residual, list) else [cfg.residual]
         for j, t in enumerate(texts):
-            residuals.append(
-                parse_symbolic(t, box.coords, fields, symbols, path=f"{path}.residual[{j}]")
+            r = parse_symbolic(
+                t,
+                box.coords,
+                fields,
+                symbols,
+                path=f"{path}.residual[{j}]",
+                complex_fields=complex_fields,
             )
+            if r.is_complex and not complex_fields:
+                raise SpecError(
+                    f"residual {r.text!r} is complex (it uses i) but no field is: list the "
+                    "complex fields under `complex:`",
+                    path=f"{path}.residual[{j}]",
+                )
+            residuals.append(r)
     if not targets and not residuals:
         raise SpecError(
             f'condition on {cfg.on!r} sets nothing: add a target such as `{fields[0]}: "0"` or '
@@ -228,7 +293,7 @@ def _condition(index, cfg, box, fields, symbols) -> Condition:
     )
 
 
-def _integral(index, cfg, box, fields, constants) -> Integral:
+def _integral(index, cfg, box, fields, constants, complex_fields=()) -> Integral:
     path = f"integrals[{index}]"
     over = tuple(cfg.over) if cfg.over is not None else box.coords
     if not over:
@@ -242,9 +307,28 @@ def _integral(index, cfg, box, fields, constants) -> Integral:
             path=f"{path}.over",
         )
     symbols = tuple(box.coords) + tuple(constants)
-    integrand = parse_symbolic(cfg.integrand, box.coords, fields, symbols, path=f"{path}.integrand")
+    integrand = parse_symbolic(
+        cfg.integrand,
+        box.coords,
+        fields,
+        symbols,
+        path=f"{path}.integrand",
+        complex_fields=complex_fields,
+    )
+    if integrand.is_complex:
+        raise SpecError(
+            f"the integrand {integrand.text!r} is complex; integrate a real quantity such as "
+            "abs(h)^2, real(h) or imag(h)",
+            path=f"{path}.integrand",
+        )
     rest = tuple(c for c in box.coords if c not in over) + tuple(constants)
     equals = parse_expression(cfg.equals, symbols=rest, path=f"{path}.equals")
+    for c in cfg.breaks:
+        if c not in over:
+            raise SpecError(
+                f"breaks are given for {c!r}, which the integral is not over ({list(over)})",
+                path=f"{path}.breaks.{c}",
+            )
     return Integral(
         integrand,
         float(equals({})) if not equals.names else equals,
@@ -255,6 +339,8 @@ def _integral(index, cfg, box, fields, constants) -> Integral:
         label=cfg.label or cfg.name or f"integral{index}",
         name=cfg.name,
         log=cfg.log,
+        minimize=cfg.minimize,
+        breaks={c: tuple(v) for c, v in cfg.breaks.items()},
     )
 
 
@@ -262,8 +348,8 @@ def _read_table(path: pathlib.Path, where: str) -> dict[str, np.ndarray]:
     if not path.exists():
         raise SpecError(f"no such file {str(path)!r}", path=where)
     if path.suffix == ".npz":
-        with np.load(path) as z:
-            return {k: np.asarray(z[k], dtype=float) for k in z.files}
+        with np.load(path) as z:  # complex columns (a complex field's values) stay complex
+            return {k: np.asarray(z[k], dtype=np.result_type(z[k], float)) for k in z.files}
     if path.suffix == ".csv":
         arr = np.genfromtxt(path, delimiter=",", names=True)
         return {n: np.asarray(arr[n], dtype=float) for n in arr.dtype.names}
@@ -307,12 +393,19 @@ def _reference_maker(spec: Spec, box, fields, symbols, base_dir):
     given = [k for k in ("exact", "file", "solver") if getattr(ref, k)]
     if len(given) > 1:
         raise SpecError(f"give one of exact, file or solver, got {given}", path="reference")
+    complex_fields = set(spec.complex)
     if ref.exact:
         exprs = {}
         for f, text in ref.exact.items():
             if f not in fields:
                 raise SpecError(f"{f!r} is not a field {list(fields)}", path=f"reference.exact.{f}")
             exprs[f] = parse_expression(text, symbols=symbols, path=f"reference.exact.{f}")
+            if exprs[f].is_complex and f not in complex_fields:
+                raise SpecError(
+                    f"the exact solution of the real field {f!r} is complex (it uses i); list "
+                    "the field under `complex:`",
+                    path=f"reference.exact.{f}",
+                )
         consts = {**spec.params, **ref.unknowns}
         missing = [u for u in spec.unknowns if u not in consts]
         for f, e in exprs.items():
@@ -329,7 +422,10 @@ def _reference_maker(spec: Spec, box, fields, symbols, base_dir):
             env.update(consts)
             with jax.enable_x64(True):
                 vals = {
-                    f: np.broadcast_to(np.asarray(e(env), dtype=float), (len(pts),))
+                    f: np.broadcast_to(
+                        np.asarray(e(env), dtype=complex if f in complex_fields else float),
+                        (len(pts),),
+                    )
                     for f, e in exprs.items()
                 }
             return Reference(pts, vals, grid, "exact")
@@ -340,10 +436,16 @@ def _reference_maker(spec: Spec, box, fields, symbols, base_dir):
 
         def make():
             table = _read_table(path, "reference.file")
+            for f in complex_fields:  # a complex field as one complex column or its parts
+                re, im = part_names(f)
+                if f not in table and re in table and im in table:
+                    table[f] = table[re] + 1j * table[im]
             missing = [c for c in (*box.coords, *fields) if c not in table]
             if missing:
+                hint = " (a complex field h may be two columns, h_re and h_im)"
                 raise SpecError(
-                    f"{ref.file} lacks column(s) {missing}; it has {sorted(table)}",
+                    f"{ref.file} lacks column(s) {missing}; it has {sorted(table)}"
+                    + (hint if complex_fields else ""),
                     path="reference.file",
                 )
             pts = np.stack([table[c].reshape(-1) for c in box.coords], -1)
@@ -396,7 +498,37 @@ def build_model(problem: Problem, config: ModelConfig, *, dtype, key) -> BuiltMo
     """The backend a model config names, wrapped with exact constraints where asked."""
     from ..backends import BACKENDS
 
-    return BACKENDS[config.backend](problem, config, dtype=dtype, key=key)
+    built = BACKENDS[config.backend](problem, config, dtype=dtype, key=key)
+    if config.orthonormal is False:
+        return built
+    return dataclasses.replace(built, model=_orthonormal(problem, config, built.model, dtype))
+
+
+def _orthonormal(problem: Problem, config: ModelConfig, model, dtype):
+    """Wrap a model so its fields are orthonormal by construction (`Orthonormal`)."""
+    from ..backends._base import Orthonormal
+
+    cfg = config.orthonormal if not isinstance(config.orthonormal, bool) else OrthonormalConfig()
+    box = problem.box
+    for i, cond in enumerate(problem.conditions):
+        for sym, fn in cond.targets.items():
+            constant = not getattr(fn, "names", ()) and callable(fn)
+            if not constant or float(np.asarray(fn({}))) != 0.0:
+                raise SpecError(
+                    f"orthonormal fields are mixed linearly, which keeps only homogeneous "
+                    f"conditions; {sym!r} is set to something other than 0 here",
+                    path=f"conditions[{i}].{sym}",
+                )
+    breaks = {}
+    for c, points in cfg.breaks.items():
+        breaks[box.axis(c, path=f"model.orthonormal.breaks.{c}")] = points
+    if cfg.points**box.dim > 1 << 20:
+        raise SpecError(
+            f"{cfg.points}^{box.dim} quadrature nodes are too many; lower the points",
+            path="model.orthonormal.points",
+        )
+    nodes, weights = gauss_legendre(box, tuple(range(box.dim)), cfg.points, breaks)
+    return Orthonormal(model, nodes.astype(dtype), weights.astype(dtype), problem.coords)
 
 
 def derivative_strategy(config: ModelConfig):
@@ -474,7 +606,7 @@ def phase_configs(train: TrainConfig) -> list[PhaseConfig]:
                     f"steps={train.steps} is fewer than the phases before the last ({head})",
                     path="train.steps",
                 )
-            phases[-1] = PhaseConfig(optimizer=phases[-1].optimizer, steps=train.steps - head)
+            phases[-1] = phases[-1].model_copy(update={"steps": train.steps - head})
         return phases
     steps = DEFAULT_STEPS if train.steps is None else train.steps
     if train.optimizer is not None:
@@ -493,9 +625,33 @@ def build_phases(train: TrainConfig) -> list[Phase]:
         if train.phases is not None
         else ["train.optimizer", "train.optimizer"]
     )
-    return [
-        build_optimizer(p.optimizer, p.steps, path) for p, path in zip(phase_configs(train), paths)
-    ]
+    phases = []
+    for i, (p, path) in enumerate(zip(phase_configs(train), paths)):
+        phase = build_optimizer(p.optimizer, p.steps, path)
+        if p.freeze:
+            if phase.line_search:
+                raise SpecError(
+                    "a line-search phase (lbfgs) cannot hold unknowns fixed; freeze them in "
+                    "an Adam-type phase",
+                    path=f"train.phases[{i}].freeze",
+                )
+            phase = dataclasses.replace(phase, optimizer=_freezing(phase.optimizer, p.freeze))
+        phases.append(phase)
+    return phases
+
+
+def _freezing(optimizer, names) -> optax.GradientTransformation:
+    """The optimizer, with the named unknowns' updates zeroed (params are (model, unknowns))."""
+    frozen = frozenset(names)
+
+    def labels(params):
+        model, unknowns = params
+        return (
+            jax.tree_util.tree_map(lambda _: "train", model),
+            {k: "frozen" if k in frozen else "train" for k in unknowns},
+        )
+
+    return optax.multi_transform({"train": optimizer, "frozen": optax.set_to_zero()}, labels)
 
 
 def build_objective(problem: Problem, train: TrainConfig, built: BuiltModel, dtype) -> Objective:

@@ -223,10 +223,7 @@ def validate(data: dict, lines: dict[Path, int] | None = None) -> tuple[Spec, Mo
         energies = reference_energies(data)
         if energies is not None:
             ref = data["reference"]
-            ref["unknowns"] = {
-                **dict(zip(data["eigenvalues"], energies)),
-                **ref.get("unknowns", {}),
-            }
+            ref["unknowns"] = {**energies, **ref.get("unknowns", {})}
     try:
         spec = Spec.model_validate(data)
     except pydantic.ValidationError as e:

@@ -20,6 +20,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+class OrthonormalConfig(Strict):
+    """``orthonormal: {points: 64, breaks: {x: [0.5]}}``: the fields orthonormal in L2."""
+
+    points: Annotated[int, Field(ge=2, le=512)] = 64
+    breaks: dict[str, list[float]] = {}
+
+
 class ModelConfig(Strict):
     """Keys every backend understands; backends subclass it with their own."""
 
@@ -29,6 +36,9 @@ class ModelConfig(Strict):
     )
     derivatives: Literal["forward", "reverse", "taylor"] = Field(
         "forward", description="derivative strategy for pointwise backends"
+    )
+    orthonormal: bool | OrthonormalConfig = Field(
+        False, description="make the fields orthonormal in L2 by construction (eigenproblems)"
     )
 
 
@@ -41,6 +51,10 @@ class MLPConfig(ModelConfig):
     fourier_features: Annotated[int, Field(ge=0)] = 0
     fourier_scale: Annotated[float, Field(gt=0)] = 1.0
     harmonics: Annotated[int, Field(ge=1)] = 1
+    interfaces: list[str] = Field(
+        [], description="level sets φ(x) = 0 across which the solution is only C^(p-1)"
+    )
+    interface_power: Annotated[int, Field(ge=1, le=4)] = 2
 
 
 MODEL_CONFIGS: dict[str, type[ModelConfig]] = {"mlp": MLPConfig}
@@ -70,6 +84,7 @@ class OptimizerConfig(BaseModel):
 class PhaseConfig(Strict):
     optimizer: OptimizerConfig | str
     steps: Annotated[int, Field(ge=0)]
+    freeze: list[str] = Field([], description="unknowns held at their values in this phase")
 
 
 class RADConfig(Strict):
@@ -152,6 +167,8 @@ class IntegralConfig(Strict):
     label: str | None = None
     name: str | None = None
     log: bool = False
+    minimize: bool = False
+    breaks: dict[str, list[float]] = {}
 
 
 class EquationConfig(BaseModel):
@@ -170,6 +187,7 @@ class Spec(Strict):
     coords: list[str]
     domain: dict[str, tuple[Number, Number]]
     fields: list[str]
+    complex: list[str] = Field([], description="fields that are complex (held as NAME_re, NAME_im)")
     params: dict[str, float] = {}
     unknowns: dict[str, float] = {}
     equation: str | EquationConfig
@@ -178,6 +196,7 @@ class Spec(Strict):
     data: list[DataConfig] = []
     integrals: list[IntegralConfig] = []
     eigenvalues: list[str] = []
+    potential: str | None = None  # an eigenvalue problem's V(x), for the plots
     model: dict[str, Any] = {}
     train: TrainConfig = TrainConfig()
 
@@ -186,6 +205,13 @@ class Spec(Strict):
     def _nonempty_unique(cls, v):
         if not v:
             raise ValueError("give at least one name")
+        if len(set(v)) != len(v):
+            raise ValueError(f"names must be unique, got {v}")
+        return v
+
+    @field_validator("complex")
+    @classmethod
+    def _unique(cls, v):
         if len(set(v)) != len(v):
             raise ValueError(f"names must be unique, got {v}")
         return v

@@ -19,43 +19,76 @@ def _evaluate(model, points, requests):
 
 
 def evaluate_fields(model, problem: Problem, points, names=None, *, batch: int = 65536) -> dict:
-    """Fields (or derivatives, by name) of a model at points, as numpy arrays, in batches."""
+    """Fields (or derivatives, by name) of a model at points, as numpy arrays, in batches; a
+    complex field or a derivative of one (``h``, ``h_x``) comes out complex."""
     names = tuple(names or problem.fields)
-    requests = tuple(problem.derivative(n) for n in names)
+    cplx = problem.complex
+    real = cplx.real_names(names)
+    requests = tuple(problem.derivative(n) for n in real)
     if any(r is None for r in requests):
-        bad = [n for n, r in zip(names, requests) if r is None]
-        raise ValueError(f"{bad} are not fields or derivatives of {list(problem.fields)}")
+        bad = [n for n, r in zip(real, requests) if r is None]
+        known = list(problem.fields) + list(problem.complex_fields)
+        raise ValueError(f"{bad} are not fields or derivatives of {known}")
     points = np.asarray(points)
     dtype = jnp.zeros(()).dtype
-    out: dict[str, list] = {n: [] for n in names}
+    out: dict[str, list] = {n: [] for n in real}
     for start in range(0, max(len(points), 1), batch):
         chunk = jnp.asarray(points[start : start + batch], dtype)
         if chunk.shape[0] == 0:
             break
         values = _evaluate(model, chunk, requests)
-        for n in names:
+        for n in real:
             out[n].append(np.asarray(values[n]))
-    return {n: np.concatenate(v) if v else np.zeros(0) for n, v in out.items()}
+    values = {n: np.concatenate(v) if v else np.zeros(0) for n, v in out.items()}
+    return {n: values[n] if n in values else _combine(values, cplx.parts(n)) for n in names}
+
+
+def _combine(values, parts):
+    re, im = parts
+    return values[re] + 1j * values[im]
+
+
+def _error(pred: np.ndarray, ref: np.ndarray) -> dict:
+    diff = pred - ref
+    norm = np.linalg.norm(ref)
+    return {
+        "rel_l2": float(np.linalg.norm(diff) / norm) if norm > 0 else float(np.linalg.norm(diff)),
+        "max_abs": float(np.max(np.abs(diff))),
+    }
 
 
 def field_errors(predicted: Mapping[str, np.ndarray], reference: Reference) -> dict:
-    """Relative L2 and max absolute error of each field the reference knows."""
+    """Relative L2 and max absolute error of each field the reference knows; for a complex
+    field ``h`` also of its modulus, as ``|h|`` (the phase of NLS-type solutions turns fast, so
+    the modulus is the usual figure of merit)."""
     errors = {}
     for f, ref in reference.values.items():
         if f not in predicted:
             continue
-        pred, ref = np.asarray(predicted[f], float), np.asarray(ref, float)
+        pred, ref = np.asarray(predicted[f]), np.asarray(ref)
+        if np.iscomplexobj(pred) or np.iscomplexobj(ref):
+            pred, ref = pred.astype(complex), ref.astype(complex)
+            errors[f] = _error(pred, ref)
+            errors[f"|{f}|"] = _error(np.abs(pred), np.abs(ref))
+            continue
+        pred, ref = pred.astype(float), ref.astype(float)
         if reference.sign_free and np.dot(pred, ref) < 0:
             pred = -pred  # an eigenfunction is defined up to its sign
-        diff = pred - ref
-        norm = np.linalg.norm(ref)
-        errors[f] = {
-            "rel_l2": float(np.linalg.norm(diff) / norm)
-            if norm > 0
-            else float(np.linalg.norm(diff)),
-            "max_abs": float(np.max(np.abs(diff))),
-        }
+        errors[f] = _error(pred, ref)
     return errors
+
+
+def integral_values(model, problem: Problem, unknowns: Mapping) -> dict[str, float]:
+    """Values of the problem's named integrals (e.g. the Rayleigh quotients that an eigenvalue
+    spec reports as its eigenvalues) for a model and unknowns."""
+    if not any(i.name is not None for i in problem.integrals):
+        return {}
+    from ..core.objective import Objective
+
+    dtype = jnp.zeros(()).dtype
+    objective = Objective(problem, interior=1, boundary=1, dtype=dtype)
+    known = {k: jnp.asarray(v, dtype) for k, v in unknowns.items()}
+    return {k: float(v) for k, v in objective.integral_values(model, known).items()}
 
 
 def make_evaluator(problem: Problem):
@@ -66,9 +99,12 @@ def make_evaluator(problem: Problem):
     def evaluate(model, unknowns):
         ref = problem.reference()
         out = field_errors(evaluate_fields(model, problem, ref.points, list(ref.values)), ref)
+        values = {k: float(v) for k, v in unknowns.items()}
+        if any(k not in values for k in problem.true_unknowns):
+            values.update(integral_values(model, problem, unknowns))
         for k, true in problem.true_unknowns.items():
-            if k in unknowns:
-                out[k] = {"rel_err": float(abs(float(unknowns[k]) - true) / max(abs(true), 1e-300))}
+            if k in values:
+                out[k] = {"rel_err": float(abs(values[k] - true) / max(abs(true), 1e-300))}
         return out
 
     return evaluate
@@ -106,7 +142,9 @@ class Solution:
         return self.record.status
 
     def predict(self, points, names=None) -> dict[str, np.ndarray]:
-        """Fields (or derivatives, e.g. ``["u_x"]``) at ``(n, dim)`` points or a dict of coords."""
+        """Fields (or derivatives, e.g. ``["u_x"]``) at ``(n, dim)`` points or a dict of coords;
+        by default the real fields (``h_re``, ``h_im`` for a complex ``h``), and a complex field
+        or derivative (``["h", "h_x"]``) by name, as complex values."""
         return evaluate_fields(self.model, self.problem, self._points(points), names)
 
     def __call__(self, points) -> np.ndarray:
@@ -126,6 +164,19 @@ class Solution:
                 f"{list(self.problem.coords)}, got {pts.shape}"
             )
         return pts
+
+    def integrals(self) -> dict[str, float]:
+        """Values of the named integrals (an eigenvalue spec's Rayleigh quotients ``R0 ..``)."""
+        return integral_values(self.model, self.problem, self.unknowns)
+
+    def eigenvalues_by_name(self) -> dict[str, float]:
+        """Each eigenvalue (an unknown or a named integral) by its name."""
+        values = {**self.integrals(), **{k: float(v) for k, v in self.unknowns.items()}}
+        return {e: values[e] for e in self.problem.eigenvalues}
+
+    def eigenvalues(self) -> list[float]:
+        """The problem's eigenvalues, ascending."""
+        return sorted(self.eigenvalues_by_name().values())
 
     def errors(self) -> dict:
         """Errors against the problem's reference ({} without one)."""
