@@ -74,7 +74,7 @@ def main():
             worst, walls = [], []
             for seed in range(a.seeds):
                 e, wall = run(
-                    a.problem, method, seed, a.adam, a.lbfgs, pathlib.Path(tmp) / f"{method}-{seed}"
+                    a.problem, method, seed, a.steps, pathlib.Path(tmp) / f"{method}-{seed}"
                 )
                 err = np.max(np.abs(e - exact) / exact) if len(e) == len(exact) else np.inf
                 worst.append(err)

@@ -504,6 +504,16 @@ def build_model(problem: Problem, config: ModelConfig, *, dtype, key) -> BuiltMo
     return dataclasses.replace(built, model=_orthonormal(problem, config, built.model, dtype))
 
 
+def _is_zero(fn) -> bool:
+    """Whether a condition target is the constant 0 (an expression with no symbols)."""
+    if getattr(fn, "names", None) != frozenset():  # a Python function or an expression of x
+        return False
+    try:
+        return float(np.asarray(fn({}))) == 0.0
+    except Exception:
+        return False
+
+
 def _orthonormal(problem: Problem, config: ModelConfig, model, dtype):
     """Wrap a model so its fields are orthonormal by construction (`Orthonormal`)."""
     from ..backends._base import Orthonormal
@@ -512,8 +522,7 @@ def _orthonormal(problem: Problem, config: ModelConfig, model, dtype):
     box = problem.box
     for i, cond in enumerate(problem.conditions):
         for sym, fn in cond.targets.items():
-            constant = not getattr(fn, "names", ()) and callable(fn)
-            if not constant or float(np.asarray(fn({}))) != 0.0:
+            if not _is_zero(fn):
                 raise SpecError(
                     f"orthonormal fields are mixed linearly, which keeps only homogeneous "
                     f"conditions; {sym!r} is set to something other than 0 here",
