@@ -256,13 +256,7 @@ def _rayleigh_ritz(problem, model, record):
         return model
     if record.status == "diverged":
         return model
-
-    def potential(points):
-        env = {c: points[:, i] for i, c in enumerate(problem.coords)}
-        env.update({k: jnp.asarray(v, points.dtype) for k, v in problem.params.items()})
-        return problem.potential(env)
-
-    rotated, _ = model.ritz(potential)
+    rotated, _ = model.ritz(problem.potential_at)
     return rotated
 
 

@@ -193,6 +193,13 @@ class Problem:
     def constants(self) -> dict[str, float]:
         return {k: float(v) for k, v in self.params.items()}
 
+    def potential_at(self, points):
+        """The potential ``V`` at ``(n, d)`` points, shape ``(n,)`` (numpy or jax arrays)."""
+        env = {c: points[:, i] for i, c in enumerate(self.coords)}
+        env.update(self.constants())
+        value = self.potential(env)
+        return value + 0 * points[:, 0]  # a constant potential, broadcast
+
 
 def with_reference_cache(make: Callable[[], Reference]) -> Callable[[], Reference]:
     """Compute a reference once, on first use (reference solvers can take seconds)."""

@@ -138,8 +138,7 @@ def plot_spectrum(solution, path: pathlib.Path | None):
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     v = None
     if problem.potential is not None:
-        env = {problem.coords[0]: x, **problem.params}
-        v = np.broadcast_to(np.asarray(problem.potential(env), float), x.shape)
+        v = np.asarray(problem.potential_at(x[:, None]), float)
     # One state's drawing height: the spacing of the levels, but visible for a close pair.
     floor = min(energies) - (np.min(v) if v is not None else 0.0)
     spacing = (max(energies) - min(energies)) / max(len(energies) - 1, 1)
