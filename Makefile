@@ -3,6 +3,9 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_FLAGS ?=
+# One OpenBLAS thread: its pool oversubscribes the cores XLA uses (see pinnkit/__init__.py).
+OPENBLAS_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS
 
 .PHONY: install solve test test-fast regression lint bench clean
 

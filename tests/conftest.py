@@ -4,6 +4,7 @@ import sys
 # Tests import helpers from each other (e.g. `from test_trainer import small_spec`).
 sys.path.insert(0, os.path.dirname(__file__))
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads; see pinnkit/__init__
 
 # Many tests compile the same small programs: share compilations through JAX's persistent
 # cache (keyed by the program, so it never changes a result).

@@ -52,6 +52,17 @@ def test_step_is_traced_once_per_phase(tmp_path):
     assert sol.record.traces == {"0:adam": 1, "1:lbfgs": 1}
 
 
+def test_float32_lbfgs_runs_after_a_float64_solve_turned_x64_on(tmp_path):
+    """A notebook solving a float64 problem, then a float32 one with L-BFGS: the line search's
+    value must keep one dtype although x64 is now on."""
+    for model in ({"width": 16, "depth": 2}, {"backend": "pig", "gaussians": 8}):
+        spec = {**small_spec(weighting="fixed"), "model": model}
+        with jax.enable_x64(True):
+            sol = solve(spec, out=tmp_path / model.get("backend", "mlp"), progress=False)
+        assert sol.status == "ok" and sol.record.steps == 60
+        assert {x.dtype for x in leaves(sol.model)} == {np.dtype("float32")}
+
+
 def test_outputs_follow_the_contract(tmp_path):
     out = tmp_path / "run"
     sol = solve(small_spec(), out=out, progress=False)

@@ -11,7 +11,11 @@ from ._base import Frozen as Frozen
 from ._base import PointFunction as PointFunction
 from ._base import trainable_filter as trainable_filter
 from .flax import from_flax as from_flax
+from .gp import GP as GP
+from .gp import build_gp as build_gp
 from .mlp import MLP as MLP
 from .mlp import build_mlp as build_mlp
+from .pig import PIG as PIG
+from .pig import build_pig as build_pig
 
-BACKENDS = {"mlp": build_mlp}
+BACKENDS = {"mlp": build_mlp, "pig": build_pig, "gp": build_gp}

@@ -10,11 +10,14 @@ spectral backends implement `fields_at` their own way.
 from __future__ import annotations
 
 import abc
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from ..core.derivatives import AbstractDerivatives
@@ -33,6 +36,23 @@ class AbstractModel(eqx.Module):
     def trainable(self):
         """A filter pytree (or callable) for `eqx.partition`: which leaves the optimizer moves."""
         return _trainable_leaves(self)
+
+    def collocation_axes(self) -> tuple[np.ndarray, ...] | None:
+        """A model that owns a tensor collocation grid (GP, ODIL) returns its nodes per axis
+        here (faces included) and answers derivative requests at the interior nodes (C order)
+        with ``fields_on_grid(requests) -> {name: (n,)}``. The objective then enforces the
+        equation at the interior nodes and the conditions at the face nodes, and never moves
+        them. ``None``: the objective samples points."""
+        return None
+
+    def penalties(self) -> dict[str, tuple[Array, Array]]:
+        """Loss terms the model adds itself (a GP prior): ``name -> (r, c)``, the term being
+        ``Σ r² + c``; weighted by `penalty_weights`."""
+        return {}
+
+    def penalty_weights(self) -> dict[str, float]:
+        """The loss weight of each of `penalties`."""
+        return {}
 
 
 class Frozen(eqx.Module):
@@ -134,6 +154,52 @@ class Constrained(AbstractPointModel):
             for j, lift in enumerate(self.lifts)
         ]
         return jnp.stack(out)
+
+    def fields_at(self, points, requests):
+        if type(self.inner).fields_at is AbstractPointModel.fields_at:
+            return super().fields_at(points, requests)  # differentiate the whole point function
+        return self._leibniz(points, requests)
+
+    def _leibniz(self, points, requests):
+        """Keep an inner model's own derivatives (closed-form ones, say): by the Leibniz rule
+        ``∂^α(B + D N) = ∂^α B + Σ_{β≤α} C(α, β) ∂^β D ∂^{α-β} N``, with ``B`` and ``D``
+        differentiated by the strategy (they are cheap closed expressions of the point)."""
+        column = {f: j for j, f in enumerate(self.field_names)}
+        inner_req, lifted = {}, {}
+        for r in requests:
+            lift = self.lifts[column[r.field]]
+            subs = [r.orders] if lift is None else _sub_indices(r.orders)
+            for b in subs:
+                inner_req[(r.field, b)] = Derivative(r.field, b, f"{r.field}@{b}")
+            if lift is not None:
+                lifted.setdefault(column[r.field], set()).update(subs)
+        inner = self.inner.fields_at(points, list(inner_req.values()))
+        parts = {}
+        for j, subs in lifted.items():
+            lift = self.lifts[j]
+            orders = sorted(subs)
+            fn = lambda x, lift=lift: jnp.stack([lift.lift(x), lift.distance(x)])
+            parts[j] = (orders, jax.vmap(lambda x: self.derivatives(fn, x, orders))(points))
+        out = {}
+        for r in requests:
+            j = column[r.field]
+            if self.lifts[j] is None:
+                out[r.name] = inner[f"{r.field}@{r.orders}"]
+                continue
+            orders, table = parts[j]
+            row = {o: i for i, o in enumerate(orders)}
+            value = table[:, row[r.orders], 0]
+            for b in _sub_indices(r.orders):
+                rest = tuple(a - c for a, c in zip(r.orders, b))
+                coef = math.prod(math.comb(a, c) for a, c in zip(r.orders, b))
+                value = value + coef * table[:, row[b], 1] * inner[f"{r.field}@{rest}"]
+            out[r.name] = value
+        return out
+
+
+def _sub_indices(alpha: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Every multi-index ``β ≤ α`` (componentwise)."""
+    return [tuple(b) for b in itertools.product(*(range(a + 1) for a in alpha))]
 
 
 class Orthonormal(AbstractModel):

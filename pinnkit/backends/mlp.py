@@ -39,6 +39,24 @@ ACTIVATIONS = {
 }
 
 
+def check_activation(name: str) -> None:
+    if name not in ACTIVATIONS:
+        raise SpecError(
+            f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}",
+            path="model.activation",
+        )
+
+
+def glorot_linear(n_in: int, n_out: int, key, dtype) -> eqx.nn.Linear:
+    """A linear layer with Glorot-normal weights and zero biases, in ``dtype``."""
+    lin = eqx.nn.Linear(n_in, n_out, key=key, dtype=dtype)
+    std = np.sqrt(2.0 / (n_in + n_out))
+    # astype: std is a NumPy float64, which would promote the weights when x64 is on.
+    weight = (std * jax.random.normal(key, (n_out, n_in), dtype)).astype(dtype)
+    lin = eqx.tree_at(lambda m: m.weight, lin, weight)
+    return eqx.tree_at(lambda m: m.bias, lin, jnp.zeros((n_out,), dtype))
+
+
 class MLP(AbstractPointModel):
     """A multilayer perceptron over a box domain.
 
@@ -95,11 +113,7 @@ class MLP(AbstractPointModel):
         dtype=None,
         key: jax.Array,
     ):
-        if activation not in ACTIVATIONS:
-            raise SpecError(
-                f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}",
-                path="model.activation",
-            )
+        check_activation(activation)
         if width < 1 or depth < 1:
             raise SpecError(f"width and depth must be >= 1, got {width} and {depth}", path="model")
         dtype = dtype or jnp.zeros(()).dtype
@@ -125,11 +139,7 @@ class MLP(AbstractPointModel):
         keys = jax.random.split(k_layers, len(sizes) - 1)
         layers = []
         for k, (a, b) in zip(keys, zip(sizes[:-1], sizes[1:])):
-            lin = eqx.nn.Linear(a, b, key=k, dtype=dtype)
-            std = np.sqrt(2.0 / (a + b))
-            lin = eqx.tree_at(lambda m: m.weight, lin, std * jax.random.normal(k, (b, a), dtype))
-            lin = eqx.tree_at(lambda m: m.bias, lin, jnp.zeros((b,), dtype))
-            layers.append(lin)
+            layers.append(glorot_linear(a, b, k, dtype))
         self.layers = tuple(layers)
 
     def embed(self, x):

@@ -12,12 +12,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
+from ..errors import SpecError
 from .domain import derivative_name, parse_derivative
 from .problem import Problem
 from .sampling import AbstractSampler, Sobol
@@ -29,7 +31,7 @@ class Term:
 
     name: str
     group: str
-    kind: str  # "residual" | "condition" | "data"
+    kind: str  # "residual" | "condition" | "data" | "integral" | "penalty"
     weight: float = 1.0
 
 
@@ -54,6 +56,15 @@ class Objective:
         sampler: how points are drawn (a `pinnkit.core.sampling.AbstractSampler`).
         periodic_exact: whether the model is periodic by construction (no periodic terms).
         dtype: floating dtype of the points.
+        grid: the nodes per axis of a model's own tensor grid (its ``collocation_axes()``):
+            the equation is enforced at the interior nodes, with the model's
+            ``fields_on_grid`` answering, and the conditions at the nodes on their faces;
+            these points never move.
+        midpoints: with a grid, also enforce the equation at the cells' midpoints (answered
+            by ``fields_at``, terms named ``<residual>@mid``): what steers a grid model's
+            interpolation (a GP's kernel) towards accuracy between the nodes.
+        penalties: ``name -> weight`` of terms the model supplies itself
+            (``model.penalties()``: a GP prior, say); each is ``Σ r² + c``.
     """
 
     def __init__(
@@ -66,14 +77,29 @@ class Objective:
         sampler: AbstractSampler | None = None,
         periodic_exact: bool = False,
         dtype=jnp.float32,
+        grid: Sequence[np.ndarray] | None = None,
+        midpoints: bool = False,
+        penalties: Mapping[str, float] | None = None,
     ):
         self.problem = problem
         self.sampler = sampler if sampler is not None else Sobol()
         self.dtype = dtype
         box = problem.box
         lo, hi = box.lo, box.hi
-        self.groups: dict[str, _Group] = {"interior": _Group("interior", ((lo, hi),), interior)}
+        self.grid = None if grid is None else tuple(np.asarray(a) for a in grid)
+        if self.grid is None:
+            self.groups: dict[str, _Group] = {"interior": _Group("interior", ((lo, hi),), interior)}
+        else:
+            nodes = _tensor([a[1:-1] for a in self.grid])
+            self.groups = {"interior": _Group("interior", ((lo, hi),), len(nodes), fixed=nodes)}
         self.terms: list[Term] = [Term(n, "interior", "residual") for n in problem.equation.names]
+        self.midpoints = self.grid is not None and midpoints
+        if self.midpoints:
+            mids = _tensor([(a[:-1] + a[1:]) / 2 for a in self.grid])
+            self.groups["midpoints"] = _Group("midpoints", ((lo, hi),), len(mids), fixed=mids)
+            self.terms += [
+                Term(f"{n}@mid", "midpoints", "residual") for n in problem.equation.names
+            ]
         self._condition_parts: dict[str, tuple] = {}
         labels: dict[str, int] = {}
         for index, cond in enumerate(problem.conditions):
@@ -90,7 +116,11 @@ class Objective:
                 axis = box.axis(cond.periodic)
                 face_hi = hi.copy()
                 face_hi[axis] = lo[axis]
-                self.groups[group] = _Group(group, ((lo, face_hi),), boundary, pair_axis=axis)
+                fixed = None
+                if self.grid is not None:
+                    fixed = _tensor([a[:1] if i == axis else a for i, a in enumerate(self.grid)])
+                n = boundary if fixed is None else len(fixed)
+                self.groups[group] = _Group(group, ((lo, face_hi),), n, fixed=fixed, pair_axis=axis)
                 self.terms.append(Term(label, group, "condition", cond.weight))
                 continue
             parts = [
@@ -104,7 +134,21 @@ class Objective:
                 flo[face.axis] = fhi[face.axis] = face.value
                 regions.append((flo, fhi))
             n_each = max(1, math.ceil(boundary / len(regions)))
-            self.groups[group] = _Group(group, tuple(regions), n_each)
+            fixed = None
+            if self.grid is not None:  # the grid's nodes on the faces
+                fixed = np.concatenate(
+                    [
+                        _tensor(
+                            [
+                                np.asarray([face.value]) if i == face.axis else a
+                                for i, a in enumerate(self.grid)
+                            ]
+                        )
+                        for face in cond.faces
+                    ]
+                )
+                n_each = len(fixed)
+            self.groups[group] = _Group(group, tuple(regions), n_each, fixed=fixed)
             for sym, fn in parts:
                 name = label if len(parts) == 1 else f"{label}:{sym}"
                 self.terms.append(Term(name, group, "condition", cond.weight))
@@ -123,6 +167,8 @@ class Objective:
             group = f"data{index}"
             self.groups[group] = _Group(group, (), len(obs.points), fixed=np.asarray(obs.points))
             self.terms.append(Term(obs.label, group, "data", obs.weight))
+        for name, weight in (penalties or {}).items():
+            self.terms.append(Term(name, "model", "penalty", weight))
 
     # --- points -------------------------------------------------------------------------
 
@@ -168,19 +214,27 @@ class Objective:
 
     # --- evaluation -----------------------------------------------------------------------
 
-    def env(self, model, unknowns: Mapping[str, Array], points: Array, requests) -> dict:
+    def env(
+        self, model, unknowns: Mapping[str, Array], points: Array, requests, on_grid=False
+    ) -> dict:
         """Coordinates, params, unknowns and the requested fields/derivatives at points."""
         p = self.problem
         env = {c: points[:, i] for i, c in enumerate(p.coords)}
         env.update({k: jnp.asarray(v, points.dtype) for k, v in p.params.items()})
         env.update(unknowns)
         derivs = [parse_derivative(r, p.coords, p.fields) for r in sorted(set(requests))]
-        env.update(model.fields_at(points, [d for d in derivs if d is not None]))
+        derivs = [d for d in derivs if d is not None]
+        if on_grid:
+            values = model.fields_on_grid(derivs)
+            env.update({k: jnp.asarray(v, points.dtype) for k, v in values.items()})
+        else:
+            env.update(model.fields_at(points, derivs))
         return env
 
-    def residuals(self, model, unknowns, points) -> tuple[Array, ...]:
-        """The equation's residuals at interior points."""
-        env = self.env(model, unknowns, points, self.problem.equation.requests)
+    def residuals(self, model, unknowns, points, *, on_grid: bool = False) -> tuple[Array, ...]:
+        """The equation's residuals at interior points (``on_grid``: at the model's own grid,
+        which ``points`` must be, answered by its ``fields_on_grid``)."""
+        env = self.env(model, unknowns, points, self.problem.equation.requests, on_grid=on_grid)
         n = points.shape[0]
         return tuple(jnp.broadcast_to(r, (n,)) for r in self.problem.equation.residuals(env))
 
@@ -202,15 +256,65 @@ class Objective:
         return self.named_integrals(model, unknowns, nodes)
 
     def squared(self, model, unknowns, points: Mapping[str, Array]) -> dict[str, Array]:
-        """Per-point squared residual of every term, keyed by term name."""
+        """Per-point squared residual of every term, keyed by term name (a penalty term's
+        entries are its squared residuals and its constant; it is summed, not averaged)."""
+        out = {}
+        for name, parts in self.signed(model, unknowns, points).items():
+            if isinstance(parts, _Penalty):
+                out[name] = jnp.concatenate([parts.residual**2, parts.offset[None]])
+            elif isinstance(parts, _NotSquared):
+                out[name] = parts.value
+            else:
+                out[name] = sum(r**2 for r in parts)
+        return out
+
+    def least_squares(self, model, unknowns, points, weights: Mapping[str, Array]) -> Array:
+        """The stacked weighted residual vector ``r`` with ``‖r‖² = Σ_t w_t term_t`` (up to
+        the penalties' constants): what Gauss–Newton minimises. Every term must be a mean of
+        squares; causal weighting does not apply here. Midpoint residuals are left out: the
+        solve is the square collocation system, and they judge its result."""
+        parts = self.signed(model, unknowns, points)
+        out = []
+        for t in self.terms:
+            if t.group == "midpoints":  # they steer the kernel, never the solve
+                continue
+            value = parts[t.name]
+            w = jnp.asarray(weights[t.name])
+            if isinstance(value, _NotSquared):
+                raise SpecError(
+                    f"the term {t.name!r} is not a sum of squares (an integral to minimise); a "
+                    "gauss_newton phase needs least-squares terms only",
+                    path="train.phases",
+                )
+            if isinstance(value, _Penalty):
+                out.append(jnp.sqrt(w) * value.residual)
+                continue
+            n = value[0].shape[0]
+            out += [jnp.sqrt(w / n) * r for r in value]
+        return jnp.concatenate(out)
+
+    def signed(self, model, unknowns, points: Mapping[str, Array]) -> dict:
+        """Signed residuals of every term: a tuple of per-point arrays whose squares sum to
+        the term's per-point values (a `_Penalty` or `_NotSquared` for the other kinds)."""
         out = {}
         p = self.problem
         if any(i.name is not None for i in p.integrals):
             unknowns = {**unknowns, **self.named_integrals(model, unknowns, points)}
-        for name, r in zip(p.equation.names, self.residuals(model, unknowns, points["interior"])):
-            out[name] = r**2
+        interior = self.residuals(
+            model, unknowns, points["interior"], on_grid=self.grid is not None
+        )
+        for name, r in zip(p.equation.names, interior):
+            out[name] = (r,)
+        if self.midpoints:
+            mids = self.residuals(model, unknowns, points["midpoints"])
+            for name, r in zip(p.equation.names, mids):
+                out[f"{name}@mid"] = (r,)
+        for t in self.terms:
+            if t.kind == "penalty":
+                residual, offset = model.penalties()[t.name]
+                out[t.name] = _Penalty(residual, offset)
         for g in self.groups.values():
-            if g.name == "interior":
+            if g.name in ("interior", "midpoints"):
                 continue
             pts = points[g.name]
             n = pts.shape[0]
@@ -222,11 +326,12 @@ class Objective:
                 integral = p.integrals[int(g.name.removeprefix("integral"))]
                 out[terms[0].name] = self._integral(model, unknowns, pts, g, integral)
                 continue
-            if g.fixed is not None:
+            if g.name.startswith("data"):
                 obs = p.data[int(g.name.removeprefix("data"))]
                 env = self.env(model, unknowns, pts, obs.values)
-                err = sum((env[s] - jnp.asarray(v, pts.dtype)) ** 2 for s, v in obs.values.items())
-                out[terms[0].name] = err
+                out[terms[0].name] = tuple(
+                    env[s] - jnp.asarray(v, pts.dtype) for s, v in obs.values.items()
+                )
                 continue
             requests = set()
             for t in terms:
@@ -239,7 +344,7 @@ class Objective:
                 sym, fn = self._condition_parts[t.name]
                 value = fn(env)
                 r = value if sym.startswith("residual") else env[sym] - value
-                out[t.name] = jnp.broadcast_to(r, (n,)) ** 2
+                out[t.name] = (jnp.broadcast_to(r, (n,)),)
         return out
 
     def _periodic(self, model, pts, axis):
@@ -253,7 +358,7 @@ class Objective:
             for f in p.fields
         ]
         a, b = model.fields_at(pts, req), model.fields_at(other, req)
-        return sum((a[r.name] - b[r.name]) ** 2 for r in req)
+        return tuple(a[r.name] - b[r.name] for r in req)
 
     def causal_weights(self, squared: Mapping[str, Array], points, causal) -> dict[str, Array]:
         """The causal slab weights of each residual term at the current residuals."""
@@ -277,7 +382,7 @@ class Objective:
             else self._totals(model, unknowns, pts, g, integral)
         )
         if integral.minimize:
-            return totals
+            return _NotSquared(totals)
         if callable(integral.equals):
             first = pts[:: nodes.shape[0]]
             target_env = {c: first[:, i] for i, c in enumerate(self.problem.coords)}
@@ -290,8 +395,8 @@ class Objective:
             target = integral.equals
         if integral.log:
             tiny = jnp.finfo(totals.dtype).tiny
-            return (jnp.log(jnp.maximum(totals, tiny)) - jnp.log(target)) ** 2
-        return (totals - target) ** 2
+            return (jnp.log(jnp.maximum(totals, tiny)) - jnp.log(target),)
+        return (totals - target,)
 
     def score(self, model, unknowns):
         """Squared equation residual at points: what residual-based samplers rank by."""
@@ -311,12 +416,33 @@ class Objective:
         out = {}
         for t in self.terms:
             sq = squared[t.name]
-            if t.kind == "residual" and causal is not None:
+            if t.kind == "penalty":
+                out[t.name] = jnp.sum(sq)
+            elif t.kind == "residual" and causal is not None:
                 fixed = None if causal_weights is None else causal_weights[t.name]
                 out[t.name] = causal(sq, points["interior"], self.problem.box, fixed)
             else:
                 out[t.name] = jnp.mean(sq)
         return out
+
+
+def _tensor(axes: Sequence[np.ndarray]) -> np.ndarray:
+    """The points of a tensor grid, ``(N, d)`` in C order."""
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.reshape(-1) for m in mesh], axis=-1)
+
+
+class _Penalty(NamedTuple):
+    """A model-supplied term ``Σ residual² + offset``."""
+
+    residual: Array
+    offset: Array
+
+
+class _NotSquared(NamedTuple):
+    """A term that is its values themselves (an integral to minimise), not their squares."""
+
+    value: Array
 
 
 def gauss_legendre(

@@ -32,7 +32,7 @@ from ..core.problem import (
 from ..core.sampling import RAD, Grid, Sobol, Uniform
 from ..equations import ExpressionEquation, builtin_equation, parse_symbolic
 from ..errors import SpecError, did_you_mean
-from ..train.trainer import Phase, lbfgs_phase
+from ..train.trainer import GaussNewton, Phase, gauss_newton_phase, lbfgs_phase
 from ..train.weighting import Causal, Fixed, GradNorm
 from .schema import (
     ModelConfig,
@@ -60,6 +60,7 @@ OPTIMIZERS = (
     "novograd",
     "adamax",
     "lbfgs",
+    "gauss_newton",
 )
 DEFAULT_STEPS = 4000
 DEFAULT_LBFGS_FRACTION = 0.5
@@ -586,6 +587,15 @@ def build_optimizer(cfg: OptimizerConfig | str, steps: int, path: str) -> Phase:
                 f"lbfgs takes {sorted(allowed)}, not {sorted(bad)}", path=f"{path}.{sorted(bad)[0]}"
             )
         return lbfgs_phase(steps, **extra)
+    if name == "gauss_newton":
+        allowed = {f.name for f in dataclasses.fields(GaussNewton)}
+        bad = set(extra) - allowed
+        if bad:
+            raise SpecError(
+                f"gauss_newton takes {sorted(allowed)}, not {sorted(bad)}",
+                path=f"{path}.{sorted(bad)[0]}",
+            )
+        return gauss_newton_phase(steps, **extra)
     fn = getattr(optax, name)
     params = inspect.signature(fn).parameters
     for k in extra:
@@ -637,11 +647,20 @@ def build_phases(train: TrainConfig) -> list[Phase]:
     phases = []
     for i, (p, path) in enumerate(zip(phase_configs(train), paths)):
         phase = build_optimizer(p.optimizer, p.steps, path)
-        if p.freeze:
-            if phase.line_search:
+        if p.params is not None:
+            phase = dataclasses.replace(phase, group=p.params)
+        if p.solve is not None:
+            if phase.fixed_objective:
                 raise SpecError(
-                    "a line-search phase (lbfgs) cannot hold unknowns fixed; freeze them in "
-                    "an Adam-type phase",
+                    "`solve` is for gradient phases (adam and the like)",
+                    path=f"train.phases[{i}].solve",
+                )
+            phase = dataclasses.replace(phase, solve=p.solve)
+        if p.freeze:
+            if phase.fixed_objective:
+                raise SpecError(
+                    "a line-search or gauss_newton phase cannot hold unknowns fixed; freeze "
+                    "them in an Adam-type phase",
                     path=f"train.phases[{i}].freeze",
                 )
             phase = dataclasses.replace(phase, optimizer=_freezing(phase.optimizer, p.freeze))
@@ -673,6 +692,14 @@ def build_objective(problem: Problem, train: TrainConfig, built: BuiltModel, dty
     }[pts.sampler]()
     n_dev = len(jax.local_devices()) if train.devices is None else train.devices
     round_up = lambda n: -(-n // n_dev) * n_dev  # shards must be equal
+    model = built.model
+    # A model that owns a collocation grid (gp) answers the equation there; a model may add
+    # its own loss terms (a GP prior).
+    from ..backends._base import AbstractModel
+
+    own = isinstance(model, AbstractModel)
+    grid = model.collocation_axes() if own else None
+    penalties = model.penalty_weights() if own else None
     return Objective(
         problem,
         enforced=built.enforced,
@@ -681,6 +708,9 @@ def build_objective(problem: Problem, train: TrainConfig, built: BuiltModel, dty
         sampler=sampler,
         periodic_exact=built.periodic_exact,
         dtype=dtype,
+        grid=grid,
+        midpoints=bool(getattr(model, "midpoints", False)),
+        penalties=penalties,
     )
 
 

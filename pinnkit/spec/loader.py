@@ -224,6 +224,14 @@ def validate(data: dict, lines: dict[Path, int] | None = None) -> tuple[Spec, Mo
         if energies is not None:
             ref = data["reference"]
             ref["unknowns"] = {**energies, **ref.get("unknowns", {})}
+    raw_model = data.get("model")
+    backend_config = MODEL_CONFIGS.get(
+        raw_model.get("backend", "mlp") if isinstance(raw_model, dict) else None
+    )
+    defaults = getattr(backend_config, "train_defaults", None)
+    if defaults is not None and isinstance(data.get("train", {}), dict):
+        # a backend's own training defaults (gp: Gauss–Newton phases, float64)
+        data = {**data, "train": defaults(data.get("train") or {})}
     try:
         spec = Spec.model_validate(data)
     except pydantic.ValidationError as e:

@@ -57,7 +57,86 @@ class MLPConfig(ModelConfig):
     interface_power: Annotated[int, Field(ge=1, le=4)] = 2
 
 
-MODEL_CONFIGS: dict[str, type[ModelConfig]] = {"mlp": MLPConfig}
+class PIGConfig(ModelConfig):
+    """``model: {backend: pig, ...}``: Physics-Informed Gaussians (arXiv 2412.05994)."""
+
+    gaussians: Annotated[int, Field(ge=1, le=1 << 20)] = 800
+    features: Annotated[int, Field(ge=1)] = 4
+    hidden: Annotated[int, Field(ge=1)] = 16
+    activation: str = "tanh"
+    sigma: Annotated[float, Field(gt=0)] = Field(
+        0.1, description="initial standard deviation, in units of the box scaled to [-1, 1]"
+    )
+    covariance: Literal["diagonal", "full"] = "diagonal"
+    neighbours: Annotated[int, Field(ge=0)] = Field(
+        0, description="each point uses only its K nearest Gaussians (0: all)"
+    )
+
+
+GP_DEFAULT_STEPS = 300
+
+
+class GPConfig(ModelConfig):
+    """``model: {backend: gp, ...}``: a GP solver (GP-HM, arXiv 2311.04465)."""
+
+    grid: int | list[Annotated[int, Field(ge=3)]] = Field(
+        200, description="collocation grid: points per axis (one size, or one per coordinate)"
+    )
+    components: Annotated[int, Field(ge=1, le=512)] = Field(
+        30, description="mixture components Q per axis"
+    )
+    max_frequency: float | list[float] | None = Field(
+        None,
+        description="initial frequencies ω_q (rad per unit) spread over [0, max_frequency]; "
+        "default: the grid's Nyquist frequency π (n-1) / length",
+    )
+    kernel: Literal["gaussian", "student_t"] = Field(
+        "gaussian", description="spectral density of each component"
+    )
+    jitter: Annotated[float, Field(gt=0)] = Field(
+        1e-8, description="added to each K_a's diagonal, relative to k_a(0)"
+    )
+    prior_weight: Annotated[float, Field(ge=0)] = Field(
+        1e-6, description="weight of the GP prior term (-log N(U|0,K)) / N in the loss"
+    )
+    sparsity: Annotated[float, Field(ge=0)] = Field(
+        1.0, description="strength of the Jeffreys prior Σ log w_q on the mixture weights"
+    )
+    width: Annotated[float, Field(gt=0)] = Field(
+        1.0, description="initial spectral width of a component, in units of their spacing"
+    )
+    midpoints: bool = Field(
+        True,
+        description="also enforce the equation at the grid cells' midpoints (steers the "
+        "kernel towards accuracy between the nodes)",
+    )
+
+    @staticmethod
+    def train_defaults(train: dict) -> dict:
+        """The GP's training when the spec names no optimizer: float64, fixed weights, and
+        Gauss–Newton on the grid values around Adam on the kernel with the values re-solved
+        after every step (variable projection)."""
+        train = dict(train)
+        train.setdefault("dtype", "float64")
+        train.setdefault("weighting", "fixed")
+        if train.get("phases") is None and train.get("optimizer") is None:
+            steps = int(train.pop("steps", GP_DEFAULT_STEPS))
+            solve = {"optimizer": "gauss_newton", "steps": 2, "params": "values"}
+            adam = {"name": "adam", "lr": 0.05, "schedule": "cosine"}
+            train["phases"] = [
+                solve,
+                {
+                    "optimizer": adam,
+                    "steps": max(steps - 4, 0),
+                    "params": "kernel",
+                    "solve": "values",
+                },
+                solve,
+            ]
+        return train
+
+
+MODEL_CONFIGS: dict[str, type[ModelConfig]] = {"mlp": MLPConfig, "pig": PIGConfig, "gp": GPConfig}
 
 
 class ScheduleConfig(Strict):
@@ -85,6 +164,15 @@ class PhaseConfig(Strict):
     optimizer: OptimizerConfig | str
     steps: Annotated[int, Field(ge=0)]
     freeze: list[str] = Field([], description="unknowns held at their values in this phase")
+    params: str | None = Field(
+        None,
+        description="train only this parameter group of the model (gp: values, kernel)",
+    )
+    solve: str | None = Field(
+        None,
+        description="before each step, one Gauss–Newton step on this parameter group "
+        "(variable projection; gp: values)",
+    )
 
 
 class RADConfig(Strict):

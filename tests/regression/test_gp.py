@@ -1,0 +1,53 @@
+"""The GP backend's reference problems (GP-HM, arXiv 2311.04465), each solved as shipped and
+held to the bar its issue names. Run alone with ``pytest -m regression -k gp``; the three
+longest (``slow``: sin500, x·sin200, Allen–Cahn, 4-5 minutes each on a shared 2-core CPU) are
+left out by ``-m "regression and not slow"``, which keeps the rest within the CI budget.
+
+A problem this implementation does not bring to its bar is ``xfail(strict=True)`` with the
+measured figure, so CI notices when it starts passing. Figures, timings and settings are in
+benchmarks/gp_results.md.
+"""
+
+import pathlib
+
+import pytest
+
+import pinnkit
+
+PROBLEMS = pathlib.Path(__file__).resolve().parents[2] / "problems"
+pytestmark = pytest.mark.regression
+
+
+def solve(name, tmp_path, overrides=()):
+    spec = pinnkit.load_spec(PROBLEMS / f"{name}.yaml", list(overrides))
+    solution = pinnkit.solve(spec, out=tmp_path / name, progress=False)
+    errors = solution.errors()
+    record = solution.record
+    print(f"\n{name}: {errors}  ({record.wall_s:.0f} s, {record.steps} steps)")
+    assert solution.status == "ok"
+    assert all(v == 1 for v in record.traces.values())  # one compilation per phase
+    return errors["u"]["rel_l2"]
+
+
+@pytest.mark.parametrize(
+    "name, bar",
+    [
+        ("gp_poisson1d_sin100", 1e-3),
+        pytest.param("gp_poisson1d_xsin200", 1e-2, marks=pytest.mark.slow),
+        pytest.param("gp_poisson1d_sin500", 1e-2, marks=pytest.mark.slow),
+        pytest.param("gp_allen_cahn1d", 1e-2, marks=pytest.mark.slow),
+    ],
+)
+def test_gp_problem_meets_its_bar(name, bar, tmp_path):
+    assert solve(name, tmp_path) < bar
+
+
+@pytest.mark.parametrize(
+    "name, bar, measured",
+    [("gp_poisson1d_multiscale", 1e-4, "5.7e-4")],
+)
+@pytest.mark.xfail(strict=True, reason="short of the issue's bar; see benchmarks/gp_results.md")
+def test_gp_problem_short_of_its_bar(name, bar, measured, tmp_path):
+    err = solve(name, tmp_path)
+    print(f"{name}: rel. L2 {err:.2e} (recorded {measured}, bar {bar})")
+    assert err < bar
