@@ -12,3 +12,15 @@ os.environ.setdefault(
     "JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(__file__), "..", ".jax_cache")
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+
+import jax  # noqa: E402  (after the environment above)
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _x64_as_found():
+    """A float64 solve turns x64 on for the whole process (`train.dtype: float64`): give each
+    test back the setting it started with, so no test runs in another's precision."""
+    before = bool(jax.config.jax_enable_x64)
+    yield
+    jax.config.update("jax_enable_x64", before)

@@ -22,10 +22,16 @@ from pinnkit.backends.gp import (
 from pinnkit.core.domain import Derivative
 from pinnkit.errors import SpecError
 
-jax.config.update("jax_enable_x64", True)
-
 # Float64 throughout: closed forms and autodiff agree to rounding (~1e-12 relative here).
 RTOL = 1e-9
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """x64 for these tests only (a module-level switch would leak into every other test
+    module, since pytest imports them all before running any)."""
+    with jax.enable_x64(True):
+        yield
 
 
 def _mixture():
