@@ -245,3 +245,56 @@ def test_float64_on_request(tmp_path):
     # In a subprocess: float64 turns on jax_enable_x64 for the whole process.
     result = run_isolated(tmp_path, devices=[1], dtype="float64")
     assert result["1"]["dtype"] == "float64"
+
+
+@pytest.mark.parametrize("dense_limit", [4096, 0], ids=["qr", "cg"])
+def test_variable_projection_gradient_matches_the_profile_derivative(dense_limit):
+    """d/dθ L(z*(θ), θ) for z*(θ) = argmin ‖A(θ) z - b(θ)‖² + ‖z‖², with L depending on z
+    beyond the solved residual (as the gp's midpoint terms do): the implicit derivative must
+    match autodiff through a dense direct solve, on both the QR and the CG path."""
+    from pinnkit.train.trainer import GaussNewton, implicit_solution
+
+    with jax.enable_x64(True):
+        base = jax.random.normal(jax.random.key(0), (12, 7), jnp.float64)
+        probe = jax.random.normal(jax.random.key(1), (5, 7), jnp.float64)
+
+        def matrix(theta):
+            return base * jnp.cos(theta[0] * jnp.arange(7.0)) + theta[1] * jnp.eye(12, 7)
+
+        def rhs(theta):
+            return jnp.sin(theta[0] * jnp.arange(12.0)) + theta[1]
+
+        def residual(z, theta):
+            return jnp.concatenate([matrix(theta) @ z - rhs(theta), z])
+
+        def loss(z, theta):  # depends on z through more than the solved residual
+            return jnp.sum((probe @ z - theta[1]) ** 2) + jnp.sum(residual(z, theta) ** 2)
+
+        def exact(theta):
+            a = matrix(theta)
+            z = jnp.linalg.solve(a.T @ a + jnp.eye(7), a.T @ rhs(theta))
+            return loss(z, theta)
+
+        config = GaussNewton(dense_limit=dense_limit, cg_rtol=1e-13, cg_steps=200)
+        mu = jnp.asarray(1e-14)
+
+        def profile(theta):
+            z_star = jax.lax.stop_gradient(
+                jnp.linalg.solve(
+                    matrix(theta).T @ matrix(theta) + jnp.eye(7), matrix(theta).T @ rhs(theta)
+                )
+            )
+            return loss(implicit_solution(residual, z_star, theta, config, mu), theta)
+
+        theta = jnp.asarray([0.3, 0.7])
+        np.testing.assert_allclose(profile(theta), exact(theta), rtol=1e-12)
+        np.testing.assert_allclose(
+            jax.grad(profile)(theta), jax.grad(exact)(theta), rtol=1e-7, atol=1e-10
+        )
+        # The envelope theorem alone (z* held fixed) would miss the probe term's share.
+        held = jax.grad(
+            lambda t: loss(
+                jax.lax.stop_gradient(implicit_solution(residual, jnp.zeros(7), t, config, mu)), t
+            )
+        )(theta)
+        assert not np.allclose(held, jax.grad(exact)(theta), rtol=1e-3)

@@ -50,11 +50,13 @@ class Phase:
         gauss_newton: a `GaussNewton` config for a Gauss–Newton phase (see
             `gauss_newton_phase`).
         group: train only this parameter group of the model (``model.parameter_group``).
-        solve: variable projection (Golub & Pereyra 1973): the loss is taken after one
-            Gauss–Newton step on this group (the gp backend's ``values``), differentiated
-            through that solve, and the state is re-solved after each step. For a linear PDE
-            the group is then always at its exact optimum, and the optimizer moves the other
-            parameters along the profile ``loss(solve(θ), θ)``.
+        solve: variable projection (Golub & Pereyra 1973): this group (the gp backend's
+            ``values``) is solved by a Gauss–Newton step where the phase starts and after
+            every step, so for a linear PDE it is always at its exact optimum and the
+            optimizer moves the other parameters θ along the profile ``loss(solve(θ), θ)``.
+            Its gradient follows the implicit function theorem at the solved group (one
+            adjoint solve with the normal matrix held fixed), so nothing is differentiated
+            through the iterations of the solve.
     """
 
     optimizer: optax.GradientTransformation
@@ -93,6 +95,63 @@ class GaussNewton:
     cg_steps: int = 2000
     cg_rtol: float = 1e-12
     dense_limit: int = 4096
+
+
+def normal_system(config: GaussNewton, jvp, sub, mu):
+    """The damped normal matrix ``H = JᵀJ + μI`` of a linearised residual ``jvp`` at
+    ``sub``, as ``(inverse, qr)``: ``inverse(b) = H⁻¹ b`` on the group's pytree, and when
+    the group is small (``dense_limit``) the QR factors of ``[J; √μ I]`` with the
+    unflattening, else ``None`` (then ``inverse`` is matrix-free CG)."""
+    flat, unravel = jax.flatten_util.ravel_pytree(sub)
+    if flat.size <= config.dense_limit:
+        jac = jax.vmap(lambda v: jax.flatten_util.ravel_pytree(jvp(unravel(v)))[0])(
+            jnp.eye(flat.size, dtype=flat.dtype)
+        ).T
+        stacked = jnp.concatenate([jac, jnp.sqrt(mu) * jnp.eye(flat.size, dtype=flat.dtype)])
+        q, upper = jnp.linalg.qr(stacked)
+
+        def inverse(b):  # H = RᵀR
+            flat_b = jax.flatten_util.ravel_pytree(b)[0]
+            y = jax.scipy.linalg.solve_triangular(upper, flat_b, trans="T", lower=False)
+            return unravel(jax.scipy.linalg.solve_triangular(upper, y, lower=False))
+
+        return inverse, (q, upper, unravel)
+    vjp = jax.linear_transpose(jvp, sub)
+
+    def normal(v):
+        return jax.tree.map(lambda a, b: a + mu * b, vjp(jvp(v))[0], v)
+
+    operator = lx.FunctionLinearOperator(
+        normal, jax.eval_shape(lambda: sub), tags=lx.positive_semidefinite_tag
+    )
+    solver = lx.CG(rtol=config.cg_rtol, atol=0.0, max_steps=config.cg_steps)
+
+    def cg(matvec, b):
+        del matvec
+        return lx.linear_solve(operator, b, solver, throw=False).value
+
+    # H is symmetric: its solve is its own transpose, so reverse mode through ``inverse`` is
+    # one more CG solve (and a solve that stops at ``cg_steps`` does not raise there either).
+    return (lambda b: jax.lax.custom_linear_solve(normal, b, cg, symmetric=True)), None
+
+
+def implicit_solution(residual, sub, rest, config: GaussNewton, mu):
+    """The minimiser ``z*(θ)`` of ``‖residual(z, θ)‖²``, given at ``sub`` (``≈ z*``), as a
+    differentiable function of ``rest`` (``θ``) by the implicit function theorem.
+
+    The value ``z* - H⁻¹ g(z*, θ)``, with ``g = Jᵀr`` the gradient in ``z`` and ``H = JᵀJ +
+    μI`` held fixed, is ``z*`` itself (``g`` vanishes at the optimum; if ``sub`` is not quite
+    optimal this is one more Gauss–Newton correction), and its derivative ``-H⁻¹ ∂g/∂θ`` is
+    ``dz*/dθ``. Reverse mode costs one adjoint solve with ``H`` and never differentiates through
+    the solver's iterations. Returns the group's pytree.
+    """
+    z = jax.lax.stop_gradient(sub)
+    fixed = jax.lax.stop_gradient(rest)
+    _, jvp = jax.linearize(lambda s: residual(s, fixed), z)
+    inverse, _ = normal_system(config, jvp, z, mu)
+    r, pullback = jax.vjp(lambda s: residual(s, rest), z)
+    delta = inverse(pullback(r)[0])
+    return jax.tree.map(lambda a, b: a - b, z, delta)
 
 
 def lbfgs_phase(steps: int, *, memory_size: int = 20) -> Phase:
@@ -306,43 +365,37 @@ def train(
         new, sub = jax.random.split(jax.random.wrap_key_data(data))
         return jax.random.key_data(new), sub
 
-    def gauss_newton_step(config: GaussNewton, group, params, points, weights, mu):
-        """One Levenberg–Marquardt step on a parameter group (None: all); returns
-        ``(params, damping)``."""
+    def group_residual(group, params, points, weights):
+        """``(sub, rest, residual)``: the group's parameters, the others, and the stacked
+        least-squares residual as a function ``residual(sub, rest)``."""
         if group is None:
             sub, rest = params, None
         else:
             sub, rest = eqx.partition(params, group_mask(group))
 
-        def residual(s):
+        def residual(s, rest):
             p = s if rest is None else eqx.combine(s, rest)
             m, u = eqx.combine(p, static)
             return objective.least_squares(m, u, points, weights)
 
+        return sub, rest, residual
+
+    def gauss_newton_step(config: GaussNewton, group, params, points, weights, mu):
+        """One Levenberg–Marquardt step on a parameter group (None: all); returns
+        ``(params, damping)``."""
+        sub, rest, residual_of = group_residual(group, params, points, weights)
+        residual = lambda s: residual_of(s, rest)
         r, jvp = jax.linearize(residual, sub)
-        flat, unravel = jax.flatten_util.ravel_pytree(sub)
-        if flat.size <= config.dense_limit:
-            # Small: the Jacobian itself, and a QR least-squares solve of [J; √μ I] δ = [-r; 0]
-            # (no normal equations, so no squared condition number).
-            jac = jax.vmap(lambda v: jax.flatten_util.ravel_pytree(jvp(unravel(v)))[0])(
-                jnp.eye(flat.size, dtype=flat.dtype)
-            ).T
-            stacked = jnp.concatenate([jac, jnp.sqrt(mu) * jnp.eye(flat.size, dtype=flat.dtype)])
-            q, upper = jnp.linalg.qr(stacked)
+        inverse, qr = normal_system(config, jvp, sub, mu)
+        if qr is not None:
+            # Small: solve [J; √μ I] δ = [-r; 0] by QR (no normal equations, so no squared
+            # condition number).
+            q, upper, unravel = qr
             rhs = -(q[: r.shape[0]].T @ r)
             delta = unravel(jax.scipy.linalg.solve_triangular(upper, rhs, lower=False))
         else:
             vjp = jax.linear_transpose(jvp, sub)
-
-            def normal(v):
-                return jax.tree.map(lambda a, b: a + mu * b, vjp(jvp(v))[0], v)
-
-            operator = lx.FunctionLinearOperator(
-                normal, jax.eval_shape(lambda: sub), tags=lx.positive_semidefinite_tag
-            )
-            solver = lx.CG(rtol=config.cg_rtol, atol=0.0, max_steps=config.cg_steps)
-            rhs = jax.tree.map(jnp.negative, vjp(r)[0])
-            delta = lx.linear_solve(operator, rhs, solver, throw=False).value
+            delta = inverse(jax.tree.map(jnp.negative, vjp(r)[0]))
         trial = jax.tree.map(lambda a, b: a + b, sub, delta)
         cost = jnp.sum(r**2)
         new_cost = jnp.sum(residual(trial) ** 2)
@@ -421,26 +474,41 @@ def train(
                 )
                 loss = value
             else:
+                params_in = state.params
                 if phase.solve is None:
                     objective_fn = total_fn
                 else:
-                    # Variable projection: the loss of the solved group, differentiated
-                    # through the solve (the kernel's gradient sees how the solution moves).
-                    config = GaussNewton(cg_steps=200)  # warm started: a correction
+                    # Variable projection. The state's group is kept at its optimum for the
+                    # other parameters θ: solved once where the phase starts, then after every
+                    # step (one solve per step), and differentiated implicitly.
+                    config = GaussNewton(cg_steps=500)  # warm started: a correction
                     mu0 = jnp.asarray(config.damping, dtype)
+                    adjoint = GaussNewton(cg_steps=500, cg_rtol=1e-8)
 
                     def solved(p):
                         return gauss_newton_step(config, phase.solve, p, points, weights, mu0)[0]
 
+                    params_in = jax.lax.cond(
+                        state.step == end - phase.steps, solved, lambda p: p, params_in
+                    )
+
                     def objective_fn(p, points, weights):
-                        return total_fn(solved(p), points, weights)
+                        return total_fn(implicit(p, points, weights), points, weights)
+
+                    def implicit(p, points, weights):
+                        # z*(θ) differentiable in θ: terms outside the solve (the gp's
+                        # midpoint residuals) see how z* moves; for the others it is the
+                        # envelope theorem.
+                        sub, rest, residual = group_residual(phase.solve, p, points, weights)
+                        z = implicit_solution(residual, sub, rest, adjoint, mu0)
+                        return eqx.combine(z, rest)
 
                 (loss, _), grads = jax.value_and_grad(objective_fn, has_aux=True)(
-                    state.params, points, weights
+                    params_in, points, weights
                 )
-                updates, opt_state = opt.update(grads, state.opt_state, state.params)
-                params = optax.apply_updates(state.params, updates)
-                if phase.solve is not None:  # keep the state solved for its kernel
+                updates, opt_state = opt.update(grads, state.opt_state, params_in)
+                params = optax.apply_updates(params_in, updates)
+                if phase.solve is not None:  # keep the state solved for its new θ
                     params = solved(params)
             new = TrainState(params, opt_state, points, weights, key, state.step + 1)
             new = jax.tree.map(lambda a, b: jnp.where(active, a, b), new, state)
