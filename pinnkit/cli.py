@@ -1,4 +1,4 @@
-"""``pinnkit solve | validate | list | report``.
+"""``pinnkit solve | validate | list | report | data``.
 
 Exit codes (DESIGN.md §6): 0 done; 2 the spec or the command line is wrong (a message naming
 the key path and the fix, no traceback); 3 training diverged (the last finite checkpoint is
@@ -103,6 +103,7 @@ def _cmd_list(args) -> int:
     print("equations:")
     for name, b in sorted(BUILTINS.items()):
         opts = ", ".join(f"{k}={v}" for k, v in b.options.items())
+        opts += "".join(f", {k}<coord>={v}" for k, v in b.coord_options.items())
         print(f"  {name:12s} {b.summary}  [{opts}]")
     print("backends:   " + ", ".join(sorted(BACKENDS)))
     print("optimizers: " + ", ".join(OPTIMIZERS))
@@ -130,6 +131,105 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_data(args) -> int:
+    """``pinnkit data ns2d``: a data set of 2D Navier–Stokes vorticity trajectories (.npz)."""
+    import math
+    import os
+    import time
+
+    from .errors import did_you_mean
+
+    presets = ("fno", "mcwilliams")  # keys of NS2D_PRESETS, listed here to keep --help fast
+    if args.preset not in presets:
+        raise SpecError(
+            f"unknown preset {args.preset!r}; expected one of {list(presets)}"
+            + did_you_mean(args.preset, presets),
+            path="--preset",
+        )
+    out = pathlib.Path(args.out)
+    if not out.parent.is_dir():
+        raise SpecError(f"the folder {str(out.parent)!r} does not exist", path="--out")
+    for flag, value in (("--n", args.n), ("--res", args.res), ("--batch", args.batch)):
+        if value < 1 or (flag == "--res" and value < 4):
+            raise SpecError(f"expected a positive integer (>= 4 for --res), got {value}", path=flag)
+    import jax
+    import numpy as np
+
+    if args.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    from .reference import ns2d
+
+    preset = ns2d.NS2D_PRESETS[args.preset]
+    initial = {"grf": ns2d.GaussianRandomField(), "mcwilliams": ns2d.McWilliams()}.get(
+        args.ic, preset.initial
+    )
+    t_final = preset.t_final if args.t_final is None else args.t_final
+    snapshots = preset.snapshots if args.snapshots is None else args.snapshots
+    if args.steps is None:
+        if not (t_final > 0 and snapshots >= 1):
+            raise SpecError("expected --t-final > 0 and --snapshots >= 1", path="--t-final")
+        # at most the preset's time step, with a whole number of steps between snapshots
+        steps = snapshots * math.ceil(t_final / preset.dt / snapshots - 1e-9)
+    else:
+        steps = args.steps
+    total = args.n
+
+    def report(done: int, _total: int) -> None:
+        if bar is not None:
+            bar.update(task, completed=done)
+        elif not args.quiet:
+            print(f"[ns2d] {done}/{total} trajectories", file=sys.stderr, flush=True)
+
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(
+            TextColumn("[bold]ns2d"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} trajectories"),
+            TimeRemainingColumn(),
+        )
+        task = bar.add_task("ns2d", total=total)
+        bar.start()
+    start = time.perf_counter()
+    try:
+        data = ns2d.ns2d_dataset(
+            args.n,
+            res=args.res,
+            nu=preset.nu if args.nu is None else args.nu,
+            t_final=t_final,
+            steps=steps,
+            snapshots=snapshots,
+            initial=initial,
+            forcing=preset.forcing,
+            length=preset.length,
+            stepper=ns2d.CrankNicolsonRK4() if args.stepper == "rk4" else ns2d.CrankNicolsonHeun(),
+            batch=args.batch,
+            dtype=args.dtype,
+            on_batch=report,
+            key=jax.random.key(args.seed),
+        )
+    except DivergenceError as e:
+        print(f"pinnkit: the solver diverged: {e}", file=sys.stderr)
+        return e.exit_code
+    finally:
+        if bar is not None:
+            bar.stop()
+    wall = time.perf_counter() - start
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
+        np.savez(fh, **data)
+    os.replace(tmp, out)  # atomic: a reader never sees half a file
+    w = data["vorticity"]
+    print(
+        f"{out}: vorticity {tuple(w.shape)} {w.dtype} (sample, time, x, y), "
+        f"t in [0, {float(data['t'][-1]):g}] every {float(data['t'][1] - data['t'][0]):g}, "
+        f"dt {float(data['dt']):g}, nu {float(data['nu']):g}; {wall:.1f} s"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pinnkit", description="Physics-informed PDE solving in JAX.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -149,6 +249,23 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="re-render a run's plots and print its summary")
     r.add_argument("run", help="run directory")
     r.set_defaults(func=_cmd_report)
+    d = sub.add_parser("data", help="write a data set of reference solutions (.npz)")
+    d.add_argument("dataset", choices=["ns2d"], help="ns2d: 2D Navier–Stokes vorticity")
+    d.add_argument("--out", required=True, help="output file, e.g. ns2d.npz")
+    d.add_argument("--n", type=int, default=64, help="number of trajectories (default 64)")
+    d.add_argument("--res", type=int, default=64, help="grid points per direction (default 64)")
+    d.add_argument("--preset", default="fno", help="fno (default) or mcwilliams")
+    d.add_argument("--ic", choices=["grf", "mcwilliams"], help="initial condition (preset's)")
+    d.add_argument("--nu", type=float, help="viscosity (preset's)")
+    d.add_argument("--t-final", type=float, help="final time (preset's)")
+    d.add_argument("--snapshots", type=int, help="snapshots after t = 0 (preset's)")
+    d.add_argument("--steps", type=int, help="time steps, a multiple of --snapshots")
+    d.add_argument("--stepper", choices=["rk2", "rk4"], default="rk2", help="CN + RK2 or RK4")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--batch", type=int, default=32, help="trajectories solved at once")
+    d.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    d.add_argument("--quiet", action="store_true", help="no progress output")
+    d.set_defaults(func=_cmd_data)
     return p
 
 

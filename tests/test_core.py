@@ -122,8 +122,47 @@ def test_incompatible_corner_data_stay_soft():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         lifts, enforced = hard_constraints(problem)
-    assert not lifts and not enforced
-    assert any("disagree" in str(w.message) for w in caught)
+    # The first-listed condition is exact, the one that disagrees with it stays soft.
+    assert set(lifts) == {"u"} and enforced == {(0, "u")}
+    assert any("disagree" in str(w.message) and "y=-1" in str(w.message) for w in caught)
+    x = jnp.array([0.0, 0.3])
+    assert float(lifts["u"].lift(x)) == 1.0 and float(lifts["u"].distance(x)) == 0.0
+
+
+def test_a_cavity_keeps_its_walls_exact_and_its_lid_soft():
+    """u = 1 on the lid and 0 on the walls disagree at two corners: the three walls are
+    exact, the lid stays a loss term."""
+    walls = [{"on": face, "u": "0"} for face in ("x=0", "x=1", "y=-1")]
+    problem = load_spec(spec2d([{"on": "y=1", "u": "1"}, *walls])).problem()
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        lifts, enforced = hard_constraints(problem)
+    assert enforced == {(1, "u"), (2, "u"), (3, "u")}
+    lift = lifts["u"]
+    for point in ([0.0, 0.2], [1.0, -0.5], [0.3, -1.0]):
+        x = jnp.array(point)
+        assert float(lift.lift(x)) == 0.0 and float(lift.distance(x)) == 0.0
+    assert float(lift.distance(jnp.array([0.5, 1.0]))) > 0  # the lid is free
+
+
+def test_a_condition_kept_in_part_stays_a_loss_term():
+    """u = 1 on x = 0 and x = 1, and u = (y + 3)/2 on the rest of the boundary: its face
+    y = -1 agrees with the walls (u = 1) and is exact, its face y = 1 (u = 2) does not and is
+    soft, so the condition stays a loss term."""
+    conditions = [
+        {"on": "x=0", "u": "1"},
+        {"on": "x=1", "u": "1"},
+        {"on": "boundary", "u": "(y + 3)/2"},
+    ]
+    problem = load_spec(spec2d(conditions)).problem()
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        lifts, enforced = hard_constraints(problem)
+    assert enforced == {(0, "u"), (1, "u")}
+    lift = lifts["u"]
+    bottom, top = jnp.array([0.4, -1.0]), jnp.array([0.4, 1.0])
+    assert float(lift.distance(bottom)) == 0.0 and float(lift.lift(bottom)) == 1.0
+    assert float(lift.distance(top)) > 0
 
 
 def test_derivative_conditions_and_unknown_targets_stay_soft():

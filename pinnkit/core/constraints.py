@@ -7,12 +7,14 @@ subtract what the axes before it already put there), so ``u`` equals the data on
 constrained face whatever ``N`` is. This is the box case of the theory of functional
 connections (Leake & Mortari, arXiv 1910.12264) and of Sukumar & Srivastava's distance
 functions (arXiv 2104.08426). Data that disagree at a corner cannot be matched exactly by
-any smooth function; such a field stays soft (a loss term), with a warning.
+any smooth function: then the most faces that agree are exact and the rest stay soft (loss
+terms), with a warning.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import warnings
 from collections.abc import Callable, Mapping
 
@@ -112,23 +114,49 @@ def hard_constraints(
                 )
         if not faces:
             continue
-        axes = []
-        for axis in sorted({a for a, _ in faces}):
-            lo, hi = problem.box.bounds[problem.box.coords[axis]]
-            g_lo = faces.get((axis, 0), (None, None))[1]
-            g_hi = faces.get((axis, 1), (None, None))[1]
-            axes.append(_Axis(axis, lo, hi, g_lo, g_hi))
-        lift = FieldLift(tuple(axes))
-        if not _consistent(lift, faces, problem.box, check_points):
+        kept = _largest_consistent(faces, problem.box, check_points)
+        if len(kept) < len(faces):
+            soft = sorted(
+                {problem.conditions[i].label for k, (i, _) in faces.items() if k not in kept}
+            )
             warnings.warn(
                 f"the value conditions of field {field!r} disagree where faces meet, so no smooth "
-                "function meets them all; they stay soft loss terms for this field",
+                f"function meets them all; {soft} stay soft loss terms for this field"
+                + (", the others are exact" if kept else ""),
                 stacklevel=2,
             )
+        if not kept:
             continue
-        lifts[field] = lift
-        enforced.update((index, field) for index, _ in faces.values())
+        lifts[field] = _field_lift(kept, problem.box)
+        # A condition leaves the loss only when every face it names is exact.
+        indices = {i for i, _ in kept.values()}
+        enforced.update(
+            (i, field) for i in indices if all(k in kept for k, (j, _) in faces.items() if j == i)
+        )
     return lifts, frozenset(enforced)
+
+
+def _field_lift(faces, box: Box) -> FieldLift:
+    axes = []
+    for axis in sorted({a for a, _ in faces}):
+        lo, hi = box.bounds[box.coords[axis]]
+        g_lo = faces.get((axis, 0), (None, None))[1]
+        g_hi = faces.get((axis, 1), (None, None))[1]
+        axes.append(_Axis(axis, lo, hi, g_lo, g_hi))
+    return FieldLift(tuple(axes))
+
+
+def _largest_consistent(faces, box: Box, n: int) -> dict:
+    """The most faces whose data agree where they meet (all of them when they do), preferring
+    the conditions listed first among subsets of one size: a lid-driven cavity keeps its three
+    walls exact and its lid, whose velocity jumps at the corners, soft."""
+    keys = sorted(faces, key=lambda k: (faces[k][0], k))
+    for size in range(len(keys), 0, -1):
+        for subset in itertools.combinations(keys, size):
+            chosen = {k: faces[k] for k in subset}
+            if _consistent(_field_lift(chosen, box), chosen, box, n):
+                return chosen
+    return {}
 
 
 def _consistent(lift: FieldLift, faces, box: Box, n: int) -> bool:

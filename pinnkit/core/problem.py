@@ -111,13 +111,22 @@ class Reference:
         values: ``{field: (n,)}``; a complex field's values are complex.
         grid_shape: the tensor-grid shape the points come from (C order), for plots.
         source: where the values come from (``exact``, a file, a solver name).
+        sign_free: compare up to sign (eigenfunctions).
+        up_to_constant: fields compared up to an additive constant (a pressure fixed only by
+            its gradient): one constant per time level when ``time_axis`` is given.
+        time_axis: the column of ``points`` that is time, if any.
+
+    A value that is NaN is not known there (a table that gives one field on one line and
+    another field on another); errors are taken over the known values.
     """
 
     points: np.ndarray
     values: Mapping[str, np.ndarray]
     grid_shape: tuple[int, ...] | None = None
     source: str = "exact"
-    sign_free: bool = False  # eigenfunctions: compared up to sign
+    sign_free: bool = False
+    up_to_constant: tuple[str, ...] = ()
+    time_axis: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,12 @@ class Builtin:
         options: option name -> default (number or expression text).
         template: ``(coords, fields, option_texts) -> residual expressions``.
         needs_time: whether the coordinates must include ``t``.
+        spatial_dims: the numbers of spatial coordinates it accepts (None: any).
+        field_count: ``(coords, option_texts) -> fields`` where that depends on them (then
+            `fields` is only for `pinnkit list`).
+        names: ``(coords, option_texts) -> residual names`` (default: ``residual``).
+        coord_options: options per spatial coordinate ``c``: ``{"force_": 0.0}`` gives
+            ``force_x``, ``force_y``, ... for coordinates ``x, y``.
     """
 
     name: str
@@ -37,6 +43,14 @@ class Builtin:
     template: Callable[[Sequence[str], Sequence[str], Mapping[str, str]], list[str]]
     needs_time: bool = False
     spatial_dims: tuple[int, ...] | None = None
+    field_count: Callable[[Sequence[str], Mapping[str, str]], int] | None = None
+    names: Callable[[Sequence[str], Mapping[str, str]], tuple[str, ...]] | None = None
+    coord_options: Mapping[str, object] = dataclasses.field(default_factory=dict)
+
+    def all_options(self, coords: Sequence[str]) -> dict[str, object]:
+        """Every option with its default for these coordinates."""
+        per = {f"{k}{c}": v for k, v in self.coord_options.items() for c in _space(coords)}
+        return {**self.options, **per}
 
 
 BUILTINS: dict[str, Builtin] = {}
@@ -132,6 +146,78 @@ _register(
 )
 
 
+_NS_FORMS = ("velocity_pressure", "vorticity")
+
+
+def _ns_form(o):
+    form = o["form"].strip("'\"")
+    if form not in _NS_FORMS:
+        raise SpecError(
+            f"navier_stokes has the forms {list(_NS_FORMS)}, got {form!r}", path="equation.form"
+        )
+    return form
+
+
+def _ns_names(coords, o):
+    if _ns_form(o) == "vorticity":
+        return ("vorticity", "streamfunction")
+    return (*(f"momentum_{c}" for c in _space(coords)), "continuity")
+
+
+def _ns_fields(coords, o):
+    return 2 if _ns_form(o) == "vorticity" else len(_space(coords)) + 1
+
+
+def _navier_stokes(coords, fields, o):
+    """Incompressible Navier–Stokes. Velocity–pressure: fields (velocity..., p),
+    ``u_t + (u·∇)u + ∇p/rho - nu Δu - f = 0`` per axis and ``∇·u = 0``. Vorticity–
+    streamfunction (2D): fields (w, psi) with ``u = psi_y, v = -psi_x``, so ``w = v_x - u_y =
+    -Δpsi``: ``w_t + u w_x + v w_y - nu Δw - source = 0`` and ``Δpsi + w = 0``."""
+    space = _space(coords)
+    unsteady = TIME in coords
+    nu, rho = o["nu"], o["rho"]
+    if _ns_form(o) == "vorticity":
+        if len(space) != 2:
+            raise SpecError(
+                "the vorticity–streamfunction form is 2D: give two spatial coordinates",
+                path="coords",
+            )
+        w, psi = fields
+        x, y = space
+        rate = f"{w}_t + " if unsteady else ""
+        return [
+            f"{rate}{psi}_{y}*{w}_{x} - {psi}_{x}*{w}_{y} - ({nu})*{_lap(w, coords)}"
+            f" - ({o['source']})",
+            f"{_lap(psi, coords)} + {w}",
+        ]
+    velocity, p = fields[:-1], fields[-1]
+    out = []
+    for ui, c in zip(velocity, space):
+        rate = f"{ui}_t + " if unsteady else ""
+        advection = " + ".join(f"{uj}*{ui}_{cj}" for uj, cj in zip(velocity, space))
+        out.append(
+            f"{rate}{advection} + {p}_{c}/({rho}) - ({nu})*{_lap(ui, coords)} - ({o[f'force_{c}']})"
+        )
+    out.append(" + ".join(f"{ui}_{c}" for ui, c in zip(velocity, space)))
+    return out
+
+
+_register(
+    Builtin(
+        "navier_stokes",
+        "incompressible, 2D/3D, steady or with t: fields (velocity..., p), or (w, psi) with "
+        "form=vorticity",
+        3,
+        {"nu": 0.01, "rho": 1.0, "form": "velocity_pressure", "source": 0.0},
+        _navier_stokes,
+        spatial_dims=(2, 3),
+        field_count=_ns_fields,
+        names=_ns_names,
+        coord_options={"force_": 0.0},
+    )
+)
+
+
 def builtin_equation(
     name: str,
     options: Mapping[str, object],
@@ -159,18 +245,14 @@ def builtin_equation(
             path=f"{path}.name" if isinstance(options, Mapping) and options else path,
         )
     b = BUILTINS[name]
-    unknown = set(options) - set(b.options)
+    accepted = b.all_options(coords)
+    unknown = set(options) - set(accepted)
     if unknown:
         key = sorted(unknown)[0]
-        hint = did_you_mean(key, list(b.options))
+        hint = did_you_mean(key, list(accepted))
         raise SpecError(
-            f"equation {name!r} has no option {key!r}{hint} its options are {sorted(b.options)}",
+            f"equation {name!r} has no option {key!r}{hint} its options are {sorted(accepted)}",
             path=f"{path}.{key}",
-        )
-    if len(fields) != b.fields:
-        raise SpecError(
-            f"equation {name!r} solves for {b.fields} field(s), the spec declares {list(fields)}",
-            path="fields",
         )
     if b.needs_time and TIME not in coords:
         raise SpecError(f"equation {name!r} is time dependent: add `t` to coords", path="coords")
@@ -180,14 +262,21 @@ def builtin_equation(
             path="coords",
         )
     texts = {}
-    for key, default in b.options.items():
+    for key, default in accepted.items():
         if key in options:
             texts[key] = str(options[key])
         elif key in params:
             texts[key] = key  # read the param by name so `--set params.nu=...` reaches it
         else:
             texts[key] = repr(default) if isinstance(default, float) else str(default)
+    count = b.fields if b.field_count is None else b.field_count(coords, texts)
+    if len(fields) != count:
+        raise SpecError(
+            f"equation {name!r} solves for {count} field(s) here, the spec declares {list(fields)}",
+            path="fields",
+        )
     residuals = b.template(coords, fields, texts)
+    names = ("residual",) if b.names is None else b.names(coords, texts)
     return ExpressionEquation(
-        residuals, coords=coords, fields=fields, symbols=symbols, path=path, names=("residual",)
+        residuals, coords=coords, fields=fields, symbols=symbols, path=path, names=names
     )

@@ -1,4 +1,5 @@
-"""Figures of a solution: prediction, reference, pointwise error, and the loss history.
+"""Figures of a solution: prediction, reference, pointwise error, and the loss history; a
+reference table's profiles; a 2D flow's streamlines.
 
 One coordinate gives line plots; two give colour maps over the plane; more give the plane of
 the first two coordinates at the middle of the others. A complex field is drawn as its modulus.
@@ -171,6 +172,94 @@ def plot_spectrum(solution, path: pathlib.Path | None):
     return _finish(fig, path)
 
 
+def _profiles(ref):
+    """Per field of a scattered reference: ``(field, axis varying, known mask)`` where its known
+    points lie on one line along a coordinate axis, else ``(field, None, mask)``."""
+    out = []
+    for f, values in ref.values.items():
+        known = np.isfinite(np.abs(np.asarray(values)))
+        pts = ref.points[known]
+        varying = [i for i in range(pts.shape[1]) if np.ptp(pts[:, i]) > 0] if len(pts) else []
+        out.append((f, varying[0] if len(varying) == 1 else None, known))
+    return out
+
+
+def plot_profiles(solution, path: pathlib.Path | None):
+    """A reference given at scattered points (a published table): along a line, the prediction
+    on that line against the tabulated values (a centreline profile); otherwise prediction
+    against reference, point by point."""
+    problem = solution.problem
+    ref = problem.reference()
+    rows = _profiles(ref)
+    fig, axes = plt.subplots(1, len(rows), figsize=(4.6 * len(rows), 3.8), squeeze=False)
+    for ax, (f, axis, known) in zip(axes[0], rows):
+        pts, r = ref.points[known], np.real(np.asarray(ref.values[f])[known])
+        if axis is not None:
+            line = np.tile(pts[0], (401, 1))
+            line[:, axis] = np.linspace(problem.box.lo[axis], problem.box.hi[axis], 401)
+            ax.plot(line[:, axis], np.real(solution.predict(line, [f])[f]), lw=2, label="pinnkit")
+            ax.plot(pts[:, axis], r, "ks", ms=4, mfc="none", label=ref.source)
+            fixed = ", ".join(
+                f"{c} = {pts[0, i]:g}" for i, c in enumerate(problem.coords) if i != axis
+            )
+            ax.set_xlabel(problem.coords[axis])
+            ax.set_title(f"{f} on {fixed}")
+        else:
+            p = np.real(solution.predict(pts, [f])[f])
+            ax.plot(r, p, "o", ms=3, label="points")
+            lims = [min(r.min(), p.min()), max(r.max(), p.max())]
+            ax.plot(lims, lims, "k--", lw=1, label="exact agreement")
+            ax.set_xlabel(f"{f}: reference")
+            ax.set_ylabel(f"{f}: pinnkit")
+            ax.set_title(f"{f} against {ref.source}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def _velocity_names(problem):
+    """The names that give a 2D flow's velocity: ``(u, v)`` of the velocity–pressure form, or
+    ``(psi_y, -psi_x)`` of the vorticity–streamfunction form; None for other problems."""
+    names = tuple(problem.equation.names)
+    space = [c for c in problem.coords if c != "t"]
+    if len(space) != 2:
+        return None
+    if names == (f"momentum_{space[0]}", f"momentum_{space[1]}", "continuity"):
+        return problem.fields[0], problem.fields[1], 1.0
+    if names == ("vorticity", "streamfunction"):
+        psi = problem.fields[1]
+        return f"{psi}_{space[1]}", f"{psi}_{space[0]}", -1.0
+    return None
+
+
+def plot_flow(solution, path: pathlib.Path | None, n: int = 101):
+    """A 2D flow (the `navier_stokes` builtin): speed and streamlines, at the final time if
+    the flow is unsteady."""
+    problem = solution.problem
+    ux, vy, sign = _velocity_names(problem)
+    box = problem.box
+    space = [i for i, c in enumerate(problem.coords) if c != "t"]
+    xs = np.linspace(box.lo[space[0]], box.hi[space[0]], n)
+    ys = np.linspace(box.lo[space[1]], box.hi[space[1]], n)
+    gx, gy = np.meshgrid(xs, ys, indexing="xy")  # streamplot wants rows along y
+    pts = np.tile(np.asarray(box.hi, float), (gx.size, 1))  # time at its end
+    pts[:, space[0]], pts[:, space[1]] = gx.reshape(-1), gy.reshape(-1)
+    pred = solution.predict(pts, [ux, vy])
+    u = np.asarray(pred[ux], float).reshape(gx.shape)
+    v = sign * np.asarray(pred[vy], float).reshape(gx.shape)
+    fig, ax = plt.subplots(figsize=(5.4, 4.6))
+    im = ax.pcolormesh(gx, gy, np.hypot(u, v), shading="auto", cmap="viridis")
+    fig.colorbar(im, ax=ax, label="speed")
+    ax.streamplot(xs, ys, u, v, color="w", linewidth=0.7, density=1.4)
+    ax.set_xlabel(problem.coords[space[0]])
+    ax.set_ylabel(problem.coords[space[1]])
+    ax.set_aspect("equal")
+    when = f" at t = {box.hi[problem.coords.index('t')]:g}" if "t" in problem.coords else ""
+    ax.set_title(f"streamlines{when}")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 def plot_solution(solution, directory=None, *, show: bool = False):
     """Draw the figures; with a directory, save ``fields.png`` and ``history.png`` there and
     return their paths, otherwise return the figures."""
@@ -181,6 +270,11 @@ def plot_solution(solution, directory=None, *, show: bool = False):
     ]
     if solution.problem.eigenvalues and solution.problem.box.dim == 1:
         out.append(plot_spectrum(solution, d / "spectrum.png" if d else None))
+    problem = solution.problem
+    if problem.reference is not None and problem.reference().grid_shape is None:
+        out.append(plot_profiles(solution, d / "profiles.png" if d else None))
+    if _velocity_names(problem) is not None:
+        out.append(plot_flow(solution, d / "streamlines.png" if d else None))
     if show and d is None:
         plt.show()
     return out

@@ -394,6 +394,20 @@ def _reference_maker(spec: Spec, box, fields, symbols, base_dir):
     given = [k for k in ("exact", "file", "solver") if getattr(ref, k)]
     if len(given) > 1:
         raise SpecError(f"give one of exact, file or solver, got {given}", path="reference")
+    for i, f in enumerate(ref.up_to_constant):
+        if f not in fields:
+            raise SpecError(
+                f"{f!r} is not a field {list(fields)}", path=f"reference.up_to_constant[{i}]"
+            )
+    make = _reference_values(ref, spec, box, fields, symbols, base_dir, grid)
+    if not ref.up_to_constant:
+        return make
+    return lambda: dataclasses.replace(
+        make(), up_to_constant=tuple(ref.up_to_constant), time_axis=box.time_axis
+    )
+
+
+def _reference_values(ref, spec: Spec, box, fields, symbols, base_dir, grid):
     complex_fields = set(spec.complex)
     if ref.exact:
         exprs = {}
@@ -441,17 +455,23 @@ def _reference_maker(spec: Spec, box, fields, symbols, base_dir):
                 re, im = part_names(f)
                 if f not in table and re in table and im in table:
                     table[f] = table[re] + 1j * table[im]
-            missing = [c for c in (*box.coords, *fields) if c not in table]
-            if missing:
+            missing = [c for c in box.coords if c not in table]
+            known = [f for f in fields if f in table]
+            if missing or not known:
                 hint = " (a complex field h may be two columns, h_re and h_im)"
                 raise SpecError(
-                    f"{ref.file} lacks column(s) {missing}; it has {sorted(table)}"
+                    f"{ref.file} lacks column(s) {missing or list(fields)}: it needs every "
+                    f"coordinate and at least one field; it has {sorted(table)}"
                     + (hint if complex_fields else ""),
                     path="reference.file",
                 )
             pts = np.stack([table[c].reshape(-1) for c in box.coords], -1)
-            shape = table[fields[0]].shape
-            vals = {f: table[f].reshape(-1) for f in fields}
+            if not np.all(np.isfinite(pts)):
+                raise SpecError(
+                    f"{ref.file} has a missing or non-finite coordinate", path="reference.file"
+                )
+            shape = table[known[0]].shape
+            vals = {f: table[f].reshape(-1) for f in known}  # NaN: not known there
             return Reference(pts, vals, shape if len(shape) == box.dim else None, str(ref.file))
 
         return make

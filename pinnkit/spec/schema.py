@@ -234,6 +234,11 @@ class ReferenceConfig(Strict):
     options: dict[str, Any] = {}
     grid: list[Annotated[int, Field(ge=2)]] | None = None
     unknowns: dict[str, float] = {}
+    up_to_constant: list[str] = Field(
+        [],
+        description="fields compared up to an additive constant (a pressure that only its "
+        "gradient fixes)",
+    )
 
 
 class DataConfig(Strict):
