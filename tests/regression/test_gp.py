@@ -44,7 +44,7 @@ def test_gp_problem_meets_its_bar(name, bar, tmp_path):
 
 @pytest.mark.parametrize(
     "name, bar, measured",
-    [("gp_poisson1d_multiscale", 1e-4, "5.7e-4")],
+    [("gp_poisson1d_multiscale", 1e-4, "7.9e-4")],
 )
 @pytest.mark.xfail(strict=True, reason="short of the issue's bar; see benchmarks/gp_results.md")
 def test_gp_problem_short_of_its_bar(name, bar, measured, tmp_path):
