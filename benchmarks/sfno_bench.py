@@ -156,10 +156,15 @@ def generate(cfg: Settings, *, key) -> tuple[np.ndarray, np.ndarray, float]:
     return np.concatenate(coarse), np.concatenate(fine), time.perf_counter() - start
 
 
+@eqx.filter_jit
+def _predict(model, inputs, batch: int):
+    return jax.lax.map(model, inputs, batch_size=batch)
+
+
 def mean_error(model, inputs, targets, batch: int = 8) -> float:
-    """Mean relative L2 error of a model over trajectories, ``batch`` at a time."""
-    predictions = eqx.filter_jit(lambda m, a: jax.lax.map(m, a, batch_size=batch))(model, inputs)
-    return float(jnp.mean(relative_l2(predictions, targets)))
+    """Mean relative L2 error of a model over trajectories, ``batch`` at a time (compiled once
+    per model structure, not per call)."""
+    return float(jnp.mean(relative_l2(_predict(model, inputs, batch), targets)))
 
 
 def parameters(model) -> int:

@@ -139,7 +139,7 @@ def _cmd_data(args) -> int:
 
     from .errors import did_you_mean
 
-    presets = ("fno", "mcwilliams")  # keys of NS2D_PRESETS, listed here to keep --help fast
+    presets = ("fno", "mcwilliams")  # NS2D_PRESETS' keys: bad input is refused before JAX loads
     if args.preset not in presets:
         raise SpecError(
             f"unknown preset {args.preset!r}; expected one of {list(presets)}"

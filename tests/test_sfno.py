@@ -426,3 +426,15 @@ def test_refinement_lowers_the_residual_from_the_trained_prediction(tiny_data):
     fno = FNO3d(in_steps=4, out_steps=4, modes=(3, 3, 2), padding=2, key=jax.random.key(0))
     with pytest.raises(SpecError, match="SFNO"):
         RefinementObjective(fno, inputs, nu=1e-3, dt=0.2)
+
+
+def test_bad_operator_arguments_name_the_argument():
+    with pytest.raises(SpecError) as info:
+        sobolev_norm(jnp.ones((8, 8)), -1.0, alpha=0.0)
+    assert info.value.path == "alpha"
+    with pytest.raises(SpecError) as info:
+        sobolev_norm(jnp.ones((8, 8)), 1.0, alpha=-1.0)
+    assert info.value.path == "alpha"
+    with pytest.raises(SpecError) as info:
+        SFNO(modes=(4, 4), key=jax.random.key(0))
+    assert info.value.path == "modes"

@@ -39,7 +39,12 @@ class _Axis:
 
 @dataclasses.dataclass(frozen=True)
 class FieldLift:
-    """``u = lift(x) + distance(x) * n`` for one field; both are functions of one point."""
+    """``u = lift(x) + distance(x) * n`` for one field; both are functions of one point.
+
+    The lift uses the face data only on the faces (a transfinite patch), never the data
+    expression's values inside the box: a boundary expression that happens to be the exact
+    solution (manufactured problems) must not hand the interior its answer.
+    """
 
     axes: tuple[_Axis, ...]
 
@@ -110,14 +115,15 @@ def hard_constraints(
                 if face.axis in periodic:
                     continue
                 faces.setdefault(
-                    (face.axis, face.side), (index, _point_function(target, problem.box, constants))
+                    (face.axis, face.side),
+                    (index, _point_function(target, problem.box, constants), target),
                 )
         if not faces:
             continue
         kept = _largest_consistent(faces, problem.box, check_points)
         if len(kept) < len(faces):
             soft = sorted(
-                {problem.conditions[i].label for k, (i, _) in faces.items() if k not in kept}
+                {problem.conditions[i].label for k, (i, *_) in faces.items() if k not in kept}
             )
             warnings.warn(
                 f"the value conditions of field {field!r} disagree where faces meet, so no smooth "
@@ -129,14 +135,15 @@ def hard_constraints(
             continue
         lifts[field] = _field_lift(kept, problem.box)
         # A condition leaves the loss only when every face it names is exact.
-        indices = {i for i, _ in kept.values()}
+        indices = {i for i, *_ in kept.values()}
         enforced.update(
-            (i, field) for i in indices if all(k in kept for k, (j, _) in faces.items() if j == i)
+            (i, field) for i in indices if all(k in kept for k, (j, *_) in faces.items() if j == i)
         )
     return lifts, frozenset(enforced)
 
 
 def _field_lift(faces, box: Box) -> FieldLift:
+    """The lift of ``faces``: ``{(axis, side): (condition index, g, target)}``."""
     axes = []
     for axis in sorted({a for a, _ in faces}):
         lo, hi = box.bounds[box.coords[axis]]
@@ -149,20 +156,48 @@ def _field_lift(faces, box: Box) -> FieldLift:
 def _largest_consistent(faces, box: Box, n: int) -> dict:
     """The most faces whose data agree where they meet (all of them when they do), preferring
     the conditions listed first among subsets of one size: a lid-driven cavity keeps its three
-    walls exact and its lid, whose velocity jumps at the corners, soft."""
+    walls exact and its lid, whose velocity jumps at the corners, soft.
+
+    Two faces conflict when their data differ where they meet (adjacent faces of a box share
+    an edge; opposite faces never meet), and a transfinite interpolant of edge-compatible face
+    data meets every face. So the faces kept are the largest set without a conflicting pair
+    (a search over the subsets of at most ``2 dim`` faces on the conflict graph, in Python),
+    checked once more through the interpolant itself."""
+    if len({target for _, _, target in faces.values()}) == 1:
+        return dict(faces)  # one expression on every face agrees with itself
+    if _consistent(_field_lift(faces, box), faces, box, n):
+        return dict(faces)
     keys = sorted(faces, key=lambda k: (faces[k][0], k))
-    for size in range(len(keys), 0, -1):
+    conflicts = {
+        (p, q)
+        for p, q in itertools.combinations(keys, 2)
+        if p[0] != q[0] and not _agree_on_edge(p, faces[p][1], q, faces[q][1], box, n)
+    }
+    for size in range(len(keys) - 1, 0, -1):
         for subset in itertools.combinations(keys, size):
+            if any(pair in conflicts for pair in itertools.combinations(subset, 2)):
+                continue
             chosen = {k: faces[k] for k in subset}
-            if _consistent(_field_lift(chosen, box), chosen, box, n):
-                return chosen
+            return chosen if _consistent(_field_lift(chosen, box), chosen, box, n) else {}
     return {}
+
+
+def _agree_on_edge(p, g_p, q, g_q, box: Box, n: int) -> bool:
+    """Whether the data of two adjacent faces agree on the edge (or face, in higher
+    dimensions) where they meet, at ``n`` random points of it."""
+    rng = np.random.default_rng(1)
+    pts = box.lo + rng.random((n, box.dim)) * (box.hi - box.lo)
+    for axis, side in (p, q):
+        pts[:, axis] = box.bounds[box.coords[axis]][side]
+    pts = jnp.asarray(pts)
+    a, b = np.asarray(jax.vmap(g_p)(pts)), np.asarray(jax.vmap(g_q)(pts))
+    return bool(np.allclose(a, b, rtol=1e-5, atol=1e-5 * (1 + np.abs(a).max())))
 
 
 def _consistent(lift: FieldLift, faces, box: Box, n: int) -> bool:
     rng = np.random.default_rng(0)
     lift_at = jax.jit(jax.vmap(lift.lift))
-    for (axis, side), (_, g) in faces.items():
+    for (axis, side), (_, g, _) in faces.items():
         pts = box.lo + rng.random((n, box.dim)) * (box.hi - box.lo)
         pts[:, axis] = box.bounds[box.coords[axis]][side]
         # Include the corners of this face, where disagreements show.

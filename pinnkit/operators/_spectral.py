@@ -350,12 +350,18 @@ def sobolev_norm(
     Arguments:
         v: values on the grid x_i = i L / n (last two axes x, y).
         s: the order (any real).
-        alpha: the shift (> 0 for s < 0 and a field with a mean).
+        alpha: the shift: > 0, or 0 with s >= 0 (else a SpecError).
         length: the period L.
 
     Returns:
         the norm, one per leading index.
     """
+    if alpha < 0 or (alpha == 0 and s < 0):
+        raise SpecError(
+            f"expected alpha > 0 (or alpha = 0 with s >= 0), got alpha = {alpha}, s = {s}: "
+            "(alpha - Laplacian)^s is not defined on the mean otherwise",
+            path="alpha",
+        )
     v = jnp.asarray(v)
     v = v.astype(float_dtype(v.dtype))
     nx, ny = v.shape[-2:]

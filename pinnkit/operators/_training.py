@@ -353,7 +353,7 @@ def refine(
         optimizer: an optax transformation (default: Adam with a linear warm-up over the first
             fifth of the steps to 1e-4, then cosine decay). Adam's first steps move every new
             mode by about the learning rate, so it must be of the size of the correction per
-            mode (1e-3 made the error five times worse in 50 steps on the FNO benchmark flow;
+            mode (a constant 1e-3 made the true error worse while the residual fell;
             docs/sfno.md).
         modes: the new layer's (m_x, m_y, m_t) (default: untruncated).
         evaluate: ``evaluate(refined_model) -> {name: value}`` every ``eval_every`` steps (the
