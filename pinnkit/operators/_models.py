@@ -205,9 +205,7 @@ class SFNO(eqx.Module):
         head_modes = modes if head_modes is None else head_modes
         for name, m in (("modes", modes), ("head_modes", head_modes)):
             if len(m) != 3:
-                raise SpecError(
-                    f"expected three mode counts (x, y, t), got {tuple(m)}", path=name
-                )
+                raise SpecError(f"expected three mode counts (x, y, t), got {tuple(m)}", path=name)
             if m[2] > max_modes(latent_steps):
                 raise SpecError(
                     f"{name}[2] = {m[2]} temporal modes do not fit {latent_steps} latent steps "
