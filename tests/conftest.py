@@ -24,3 +24,9 @@ def _x64_as_found():
     before = bool(jax.config.jax_enable_x64)
     yield
     jax.config.update("jax_enable_x64", before)
+
+
+@pytest.fixture
+def x64():
+    """float64 for one test (`_x64_as_found` gives the setting back afterwards)."""
+    jax.config.update("jax_enable_x64", True)

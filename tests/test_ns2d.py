@@ -46,11 +46,6 @@ from pinnkit.reference.ns2d import (
 TWO_PI = 2 * np.pi
 
 
-@pytest.fixture
-def x64():
-    jax.config.update("jax_enable_x64", True)
-
-
 def _mesh(n: int, length: float = 1.0):
     x = np.arange(n) * (length / n)
     return np.meshgrid(x, x, indexing="ij")

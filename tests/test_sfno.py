@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from test_ns2d import _mesh  # noqa: E402
 
 from pinnkit.errors import SpecError
 from pinnkit.operators import (
@@ -54,16 +55,6 @@ from pinnkit.reference.ns2d import (
 )
 
 TWO_PI = 2 * np.pi
-
-
-@pytest.fixture
-def x64():
-    jax.config.update("jax_enable_x64", True)
-
-
-def _mesh(n: int, length: float = 1.0):
-    x = np.arange(n) * (length / n)
-    return np.meshgrid(x, x, indexing="ij")
 
 
 def _freqs(n: int) -> np.ndarray:
