@@ -36,7 +36,7 @@ from .spec.build import (
 from .spec.loader import apply_overrides, read_yaml, validate
 from .spec.schema import ModelConfig, Spec
 from .train.checkpoint import Checkpointer
-from .train.solution import Solution, evaluate_fields, make_evaluator
+from .train.solution import Solution, evaluate_fields, make_evaluator, scalars
 from .train.trainer import Record, train
 
 __version__ = "0.1.0"
@@ -296,7 +296,7 @@ def summary_of(solution: Solution, errors: dict) -> dict:
             for k, v in errors.items()
             if k not in solution.problem.unknowns and k not in solution.problem.eigenvalues
         },
-        "unknowns": {k: float(v) for k, v in solution.unknowns.items()},
+        "unknowns": {k: float(v) for k, v in scalars(solution.problem, solution.unknowns).items()},
         "device": _device(),
         "dtype": solution.dtype,
         "seed": solution.seed,
@@ -373,7 +373,7 @@ def load_run(run_dir: str | os.PathLike) -> Solution:
     problem = loaded.problem()
     k_model, _ = jax.random.split(jax.random.key(s.train.seed))
     built = build_model(problem, loaded.model, dtype=dtype, key=k_model)
-    unknowns = {k: jnp.asarray(v, dtype) for k, v in problem.unknowns.items()}
+    unknowns = jax.tree.map(lambda v: jnp.asarray(v, dtype), dict(problem.unknowns))
     with open(run_dir / "model.eqx", "rb") as f:
         model, unknowns = eqx.tree_deserialise_leaves(f, (built.model, unknowns))
     record = Record(

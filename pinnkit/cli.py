@@ -54,8 +54,8 @@ def _print_summary(solution) -> None:
     )
     for name, e in errors.items():
         print("  " + name + ": " + ", ".join(f"{k} {v:.3e}" for k, v in e.items()))
-    for k, v in solution.unknowns.items():
-        print(f"  {k} = {float(v):.6g}")
+    for k in solution.problem.scalar_unknowns:
+        print(f"  {k} = {float(solution.unknowns[k]):.6g}")
     out = getattr(solution, "run_dir", None)
     if out:
         print(f"  outputs and plots in {out}")

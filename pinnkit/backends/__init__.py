@@ -15,7 +15,9 @@ from .gp import GP as GP
 from .gp import build_gp as build_gp
 from .mlp import MLP as MLP
 from .mlp import build_mlp as build_mlp
+from .odil import ODIL as ODIL
+from .odil import build_odil as build_odil
 from .pig import PIG as PIG
 from .pig import build_pig as build_pig
 
-BACKENDS = {"mlp": build_mlp, "pig": build_pig, "gp": build_gp}
+BACKENDS = {"mlp": build_mlp, "pig": build_pig, "gp": build_gp, "odil": build_odil}

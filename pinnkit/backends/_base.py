@@ -304,3 +304,34 @@ class Orthonormal(AbstractModel):
             )
             out[r.name] = stacked @ t[row[r.field]]
         return out
+
+
+def check_grid_backend(problem, config, backend: str) -> None:
+    """What a grid backend (gp, odil) cannot do, refused with the key to change: exact
+    conditions (it enforces them as rows on the face nodes), orthonormal fields, complex
+    fields."""
+    from ..errors import SpecError
+
+    if config.hard_constraints is True:
+        raise SpecError(
+            f"the {backend} backend enforces conditions as loss terms on the face nodes; set "
+            "hard_constraints: auto or false",
+            path="model.hard_constraints",
+        )
+    if config.orthonormal is not False:
+        raise SpecError(f"the {backend} backend has no orthonormal mode", path="model.orthonormal")
+    if problem.complex_fields:
+        raise SpecError(
+            f"the {backend} backend has real fields only; split a complex field into parts",
+            path="complex",
+        )
+
+
+def per_axis(value, dim: int, path: str, cast=float) -> list:
+    """One value per coordinate, from one value or a list of ``dim`` (else a SpecError)."""
+    from ..errors import SpecError
+
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * dim
+    if len(values) != dim:
+        raise SpecError(f"give one value or one per coordinate ({dim}), got {values}", path=path)
+    return [cast(v) for v in values]

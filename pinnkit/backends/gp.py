@@ -47,7 +47,7 @@ from jaxtyping import Array, Float
 
 from ..errors import SpecError
 from ..spec.schema import GPConfig
-from ._base import AbstractModel
+from ._base import AbstractModel, check_grid_backend, per_axis
 
 KERNELS = ("gaussian", "student_t")
 MAX_GRID_POINTS = 1 << 20
@@ -390,13 +390,6 @@ class GP(AbstractModel):
         }
 
 
-def _per_axis(value, dim: int, path: str, cast=float) -> list:
-    values = list(value) if isinstance(value, (list, tuple)) else [value] * dim
-    if len(values) != dim:
-        raise SpecError(f"give one value or one per coordinate ({dim}), got {values}", path=path)
-    return [cast(v) for v in values]
-
-
 def build_gp(problem, config: GPConfig, *, dtype, key):
     """The spec's ``model: {backend: gp}``: a GP on a grid over the problem's box."""
     from ..spec.build import BuiltModel
@@ -407,19 +400,8 @@ def build_gp(problem, config: GPConfig, *, dtype, key):
         raise SpecError(
             f"the gp backend handles 1 to 3 coordinates, the problem has {box.dim}", path="coords"
         )
-    if config.hard_constraints is True:
-        raise SpecError(
-            "the gp backend enforces conditions as loss terms; set hard_constraints: auto or false",
-            path="model.hard_constraints",
-        )
-    if config.orthonormal is not False:
-        raise SpecError("the gp backend has no orthonormal mode", path="model.orthonormal")
-    if problem.complex_fields:
-        raise SpecError(
-            "the gp backend has real fields only; split a complex field into parts",
-            path="complex",
-        )
-    sizes = _per_axis(config.grid, box.dim, "model.grid", int)
+    check_grid_backend(problem, config, "gp")
+    sizes = per_axis(config.grid, box.dim, "model.grid", int)
     for n in sizes:
         if n < 3:
             raise SpecError(f"each grid size must be >= 3, got {sizes}", path="model.grid")
@@ -434,7 +416,7 @@ def build_gp(problem, config: GPConfig, *, dtype, key):
     top = (
         nyquist
         if config.max_frequency is None
-        else _per_axis(config.max_frequency, box.dim, "model.max_frequency")
+        else per_axis(config.max_frequency, box.dim, "model.max_frequency")
     )
     if any(f <= 0 for f in top):
         raise SpecError(f"max_frequency must be > 0, got {top}", path="model.max_frequency")

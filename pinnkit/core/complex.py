@@ -221,7 +221,7 @@ def split_complex(problem) -> dict[str, Any]:
     if len(set(fields)) != len(fields):
         raise SpecError(f"fields {fields} repeat a name (the parts of a complex field?)", "fields")
     base = {c: jnp.ones(1, jnp.float32) for c in problem.coords}
-    base.update({k: float(v) for k, v in {**problem.params, **problem.unknowns}.items()})
+    base.update({k: float(v) for k, v in {**problem.params, **problem.scalar_unknowns}.items()})
     base.update({i.name: 1.0 for i in problem.integrals if i.name is not None})
 
     def probe():

@@ -254,12 +254,14 @@ class _Compiler:
         path: str | None,
         line: int | None,
         complex_symbols: Collection[str] = (),
+        functions: Mapping[str, int] | None = None,
     ):
         self.text = text
         self.columns = columns
         self.path = path
         self.line = line
         self.complex_symbols = frozenset(complex_symbols)
+        self.functions = dict(functions or {})
         self.names: set[str] = set()
 
     def fail(self, message: str, node: ast.AST | None = None, hint: str | None = None) -> NoReturn:
@@ -446,6 +448,8 @@ class _Compiler:
         name = node.func.id
         if name.startswith("_"):
             self.fail(f"names starting with '_' are not allowed ('{name}')", node)
+        if name in self.functions:
+            return self.declared_call(node, name, depth)
         if name not in FUNCTIONS:
             matches = difflib.get_close_matches(name, list(FUNCTIONS), n=1)
             hint = f"did you mean '{matches[0]}'?" if matches else None
@@ -484,6 +488,19 @@ class _Compiler:
             only = fns[0]
             return _Compiled(lambda env: implementation(only(env)), complex=is_complex)
         return _Compiled(lambda env: implementation(*(f(env) for f in fns)), complex=is_complex)
+
+    def declared_call(self, node: ast.Call, name: str, depth: int) -> _Compiled:
+        """A call of a function the caller declared (an unknown function of an inverse
+        problem): its value is a callable in the environment under its name."""
+        if node.keywords:
+            self.fail(f"keyword arguments are not allowed (in the call of {name})", node)
+        expected = self.functions[name]
+        if len(node.args) != expected or any(isinstance(a, ast.Starred) for a in node.args):
+            plural = "argument" if expected == 1 else "arguments"
+            self.fail(f"{name} takes {expected} {plural}, got {len(node.args)}", node)
+        fns = [self.real(arg, depth + 1, f"argument of {name}").fn for arg in node.args]
+        self.names.add(name)
+        return _Compiled(lambda env: env[name](*(f(env) for f in fns)))
 
     def operator_refused(self, op: ast.AST, node: ast.AST) -> NoReturn:
         symbol = _REFUSED_OPERATORS.get(type(op), type(op).__name__)
@@ -612,7 +629,11 @@ def _parse(text: str, path: str | None, line: int | None) -> tuple[ast.expr, lis
 
 
 def _compile(
-    text: str, path: str | None, line: int | None, complex_symbols: Collection[str] = ()
+    text: str,
+    path: str | None,
+    line: int | None,
+    complex_symbols: Collection[str] = (),
+    functions: Mapping[str, int] | None = None,
 ) -> tuple[_Evaluator, frozenset[str], bool, bool]:
     """Checks and compiles an expression text.
 
@@ -663,7 +684,7 @@ def _compile(
                     line=line,
                 )
     body, columns = _parse(flat, path, line)
-    compiler = _Compiler(flat, columns, path, line, complex_symbols)
+    compiler = _Compiler(flat, columns, path, line, complex_symbols, functions)
     compiled = compiler.compile(body, 0)
     return compiled.fn, frozenset(compiler.names), compiled.boolean, compiled.complex
 
@@ -671,7 +692,7 @@ def _compile(
 def _as_number(name: str, value: Any, path: str | None, line: int | None) -> Any:
     """A symbol value ready for evaluation: integers and booleans become floats, so that
     ``x^-1`` and ``1/x`` mean the same for ``x: 2`` as for ``x: 2.0``."""
-    if isinstance(value, float):
+    if isinstance(value, float) or callable(value):  # a declared function is called as is
         return value
     if isinstance(value, int):  # bool included
         return float(value)
@@ -697,11 +718,13 @@ class Expression:
     Attributes:
         text: the source text (surrounding whitespace removed; a number given as such is
             written as text).
-        names: the free symbols used, excluding function names and the constants.
+        names: the free symbols used, excluding the built-in functions and the constants
+            (a declared function that is called is one of them).
         is_boolean: whether the expression is a comparison, which evaluates to a boolean array.
         is_complex: whether its value is complex (it uses ``i`` or a complex symbol, other than
             through ``abs``, ``real`` or ``imag``).
         complex_symbols: the names declared complex that the expression uses.
+        functions: the declared functions (name -> number of arguments) it may call.
         path, line: where the expression is in the spec, for messages (not part of equality).
     """
 
@@ -711,6 +734,7 @@ class Expression:
         "is_boolean",
         "is_complex",
         "complex_symbols",
+        "functions",
         "path",
         "line",
         "_fn",
@@ -730,17 +754,22 @@ class Expression:
         *,
         symbols: Collection[str] | None = None,
         complex_symbols: Collection[str] = (),
+        functions: Mapping[str, int] | None = None,
         path: str | None = None,
         line: int | None = None,
     ):
         source = _source_text(text, path, line)
-        fn, names, is_boolean, is_complex = _compile(source, path, line, complex_symbols)
+        fn, names, is_boolean, is_complex = _compile(source, path, line, complex_symbols, functions)
         for attribute, value in (
             ("text", source),
             ("names", names),
             ("is_boolean", is_boolean),
             ("is_complex", is_complex),
             ("complex_symbols", names & frozenset(complex_symbols)),
+            (
+                "functions",
+                tuple(sorted((k, v) for k, v in (functions or {}).items() if k in names)),
+            ),
             ("path", path),
             ("line", line),
             ("_fn", fn),
@@ -815,10 +844,14 @@ class Expression:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Expression):
             return NotImplemented
-        return self.text == other.text and self.complex_symbols == other.complex_symbols
+        return (
+            self.text == other.text
+            and self.complex_symbols == other.complex_symbols
+            and self.functions == other.functions
+        )
 
     def __hash__(self) -> int:
-        return hash((Expression, self.text, self.complex_symbols))
+        return hash((Expression, self.text, self.complex_symbols, self.functions))
 
     def __repr__(self) -> str:
         return f"Expression({self.text!r})"
@@ -828,7 +861,16 @@ class Expression:
 
     # The compiled closures cannot be pickled; the text is enough to rebuild them.
     def __reduce__(self):
-        return (_rebuild, (self.text, self.path, self.line, tuple(sorted(self.complex_symbols))))
+        return (
+            _rebuild,
+            (
+                self.text,
+                self.path,
+                self.line,
+                tuple(sorted(self.complex_symbols)),
+                self.functions,
+            ),
+        )
 
     def __copy__(self) -> Expression:
         return self
@@ -838,9 +880,15 @@ class Expression:
 
 
 def _rebuild(
-    text: str, path: str | None, line: int | None, complex_symbols: tuple[str, ...] = ()
+    text: str,
+    path: str | None,
+    line: int | None,
+    complex_symbols: tuple[str, ...] = (),
+    functions: tuple[tuple[str, int], ...] = (),
 ) -> Expression:
-    return Expression(text, path=path, line=line, complex_symbols=complex_symbols)
+    return Expression(
+        text, path=path, line=line, complex_symbols=complex_symbols, functions=dict(functions)
+    )
 
 
 def parse_expression(
@@ -848,6 +896,7 @@ def parse_expression(
     *,
     symbols: Collection[str] | None = None,
     complex_symbols: Collection[str] | None = None,
+    functions: Mapping[str, int] | None = None,
     path: str | None = None,
     line: int | None = None,
 ) -> Expression:
@@ -865,6 +914,10 @@ def parse_expression(
         complex_symbols: the names whose values are complex (a complex field and its
             derivatives); arithmetic on them is complex, ordering them is refused. None (the
             default) is none for a text, and leaves an `Expression` as it is.
+        functions: functions the caller declares (name -> number of arguments), called like
+            the built-in ones; the environment gives each as a callable under its name (the
+            unknown functions of an inverse problem). A text that calls one must be compiled
+            with it declared.
         path: the key path of the expression in the spec, for messages.
         line: the 1-based YAML line of that key, for messages.
 
@@ -877,8 +930,13 @@ def parse_expression(
             where order matters, a text longer than `MAX_LENGTH` or nested deeper than
             `MAX_DEPTH`.
     """
-    if isinstance(text, Expression) and (
-        complex_symbols is None or text.complex_symbols == text.names & frozenset(complex_symbols)
+    if (
+        isinstance(text, Expression)
+        and (
+            complex_symbols is None
+            or text.complex_symbols == text.names & frozenset(complex_symbols)
+        )
+        and (functions is None or not text.functions)
     ):
         if symbols is not None:
             text.check_symbols(symbols)
@@ -888,5 +946,10 @@ def parse_expression(
         line = line if line is not None else text.line
         text = text.text
     return Expression(
-        text, symbols=symbols, complex_symbols=complex_symbols or (), path=path, line=line
+        text,
+        symbols=symbols,
+        complex_symbols=complex_symbols or (),
+        functions=functions,
+        path=path,
+        line=line,
     )

@@ -21,6 +21,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from ..errors import SpecError
 from .domain import derivative_name, parse_derivative
+from .functions import function_env
 from .problem import Problem
 from .sampling import AbstractSampler, Sobol
 
@@ -222,6 +223,7 @@ class Objective:
         env = {c: points[:, i] for i, c in enumerate(p.coords)}
         env.update({k: jnp.asarray(v, points.dtype) for k, v in p.params.items()})
         env.update(unknowns)
+        env.update(function_env(p.functions, unknowns))
         derivs = [parse_derivative(r, p.coords, p.fields) for r in sorted(set(requests))]
         derivs = [d for d in derivs if d is not None]
         if on_grid:

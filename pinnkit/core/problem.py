@@ -18,6 +18,7 @@ import numpy as np
 from ..equations import AbstractEquation
 from .complex import ComplexFields, split_complex
 from .domain import Box, Derivative, Face, parse_derivative
+from .functions import UnknownFunction
 
 EnvFunction = Callable[[Mapping[str, Any]], Any]
 
@@ -140,7 +141,8 @@ class Problem:
         equation: the residuals that vanish at the solution.
         conditions: boundary, initial and periodic conditions.
         params: named constants visible to every expression.
-        unknowns: trainable scalars with their initial values (inverse problems).
+        unknowns: trainable scalars with their initial values (inverse problems), and the
+            initial weights (a dict of arrays) of each unknown function.
         data: observation terms.
         integrals: integral conditions (normalisation, conservation).
         reference: a lazily computed reference, called once when first needed.
@@ -154,6 +156,10 @@ class Problem:
             written over the complex values are split into real and imaginary parts (see
             `pinnkit.core.complex`). The equation's requests and the condition targets name the
             complex field (``h``, ``h_xx``) and see complex values.
+        functions: unknown functions residuals may call (`pinnkit.core.functions`); their
+            weights are in `unknowns` under their names.
+        true_functions: ``name -> (exact, grid)``: the true function (an expression of its
+            arguments) and the ``(n, args)`` points where its error is measured.
 
     Example:
         >>> problem = Problem("nls", box, ("h",), equation, conditions, complex_fields=("h",))
@@ -176,6 +182,14 @@ class Problem:
     eigenvalues: tuple[str, ...] = ()
     potential: EnvFunction | None = None
     complex_fields: tuple[str, ...] = ()
+    functions: tuple[UnknownFunction, ...] = ()
+    true_functions: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
+
+    @property
+    def scalar_unknowns(self) -> dict[str, float]:
+        """The unknowns that are numbers (not the weights of an unknown function)."""
+        names = {f.name for f in self.functions}
+        return {k: v for k, v in self.unknowns.items() if k not in names}
 
     def __post_init__(self):
         object.__setattr__(self, "complex_fields", tuple(self.complex_fields))

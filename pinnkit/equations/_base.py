@@ -48,6 +48,8 @@ class ExpressionEquation(AbstractEquation):
         names: one name per residual (default ``residual`` or ``residual0, residual1, ...``).
         complex_fields: the fields that are complex: their values (and their derivatives')
             are complex, so a residual such as ``i*h_t + 0.5*h_xx`` is complex.
+        functions: declared functions the residuals may call (name -> arguments), given as
+            callables in the environment (`pinnkit.core.functions`).
     """
 
     names: tuple[str, ...]
@@ -64,12 +66,19 @@ class ExpressionEquation(AbstractEquation):
         path: str = "equation.residuals",
         names: Sequence[str] | None = None,
         complex_fields: Sequence[str] = (),
+        functions: Mapping[str, int] | None = None,
     ):
         if not texts:
             raise SpecError("give at least one residual expression", path=path)
         exprs = tuple(
             parse_symbolic(
-                t, coords, fields, symbols, path=f"{path}[{i}]", complex_fields=complex_fields
+                t,
+                coords,
+                fields,
+                symbols,
+                path=f"{path}[{i}]",
+                complex_fields=complex_fields,
+                functions=functions,
             )
             for i, t in enumerate(texts)
         )
@@ -93,15 +102,19 @@ def parse_symbolic(
     *,
     path: str,
     complex_fields: Sequence[str] = (),
+    functions: Mapping[str, int] | None = None,
 ) -> Expression:
-    """Parse an expression whose names may be coordinates, fields, derivatives or symbols;
-    those of `complex_fields` (fields and their derivatives) are complex."""
-    expr = parse_expression(text, path=path)
+    """Parse an expression whose names may be coordinates, fields, derivatives, symbols or
+    calls of the declared `functions`; those of `complex_fields` (fields and their
+    derivatives) are complex."""
+    expr = parse_expression(text, functions=functions, path=path)
     if complex_fields:
         is_complex = [
             n for n in expr.names if parse_derivative(n, coords, complex_fields) is not None
         ]
-        expr = parse_expression(expr, complex_symbols=is_complex, path=path)
+        expr = parse_expression(
+            expr.text, complex_symbols=is_complex, functions=functions, path=path
+        )
     known = set(coords) | set(symbols)
     unknown = [
         n
@@ -111,7 +124,7 @@ def parse_symbolic(
     if unknown:
         # Re-parse against the full vocabulary so the message lists it with a suggestion.
         vocabulary = sorted(known | set(fields)) + [f"{f}_{c}" for f in fields for c in coords]
-        parse_expression(text, symbols=vocabulary, path=path)
+        parse_expression(text, symbols=vocabulary, functions=functions, path=path)
     return expr
 
 

@@ -77,7 +77,35 @@ def _nls(columns, *, fields, params, n=None, dt=None, order=None):
     return {fields[0]: nls_reference(x, columns["t"], **options)}
 
 
+def _nonlinear_heat(columns, *, fields, params, k, u0, n=801, times=401):
+    """``u_t = (k(u) u_x)_x`` on x in [0, 1], t from 0, ``u`` held at ``u0`` on the ends (the
+    ODIL inverse benchmark): ``k`` an expression in ``u``, ``u0`` one in ``x``."""
+    from ..core.expressions import parse_expression
+    from .heat import heat_at, nonlinear_heat
+
+    _need(columns, ["x", "t"], "nonlinear_heat")
+    names = tuple(params)
+    k_expr = parse_expression(k, symbols=("u", *names), path="reference.options.k")
+    u0_expr = parse_expression(u0, symbols=("x", *names), path="reference.options.u0")
+    x, t = (np.asarray(columns[c], float) for c in ("x", "t"))
+    if x.min() < -1e-12 or x.max() > 1 + 1e-12 or t.min() < -1e-12:
+        raise SpecError(
+            "reference solver 'nonlinear_heat' solves on x in [0, 1] from t = 0; the points span "
+            f"x in [{x.min():g}, {x.max():g}], t from {t.min():g}",
+            path="reference.solver",
+        )
+    solution = nonlinear_heat(
+        lambda u: k_expr({"u": u, **params}) + 0 * u,
+        lambda z: u0_expr({"x": z, **params}) + 0 * z,
+        t_final=float(t.max()),
+        n=int(n),
+        times=int(times),
+    )
+    return {fields[0]: heat_at(t, x, solution)}
+
+
 REFERENCE_SOLVERS = {
+    "nonlinear_heat": _nonlinear_heat,
     "schrodinger": _schrodinger,
     "burgers_cole_hopf": _burgers,
     "allen_cahn_spectral": _allen_cahn,

@@ -19,7 +19,8 @@ import optax
 from ..core.complex import part_names
 from ..core.derivatives import ForwardMode, NestedReverse, TaylorMode
 from ..core.domain import Box, parse_derivative, parse_face
-from ..core.expressions import CONSTANTS, parse_expression
+from ..core.expressions import CONSTANTS, FUNCTIONS, parse_expression
+from ..core.functions import UnknownFunction
 from ..core.objective import Objective, gauss_legendre
 from ..core.problem import (
     Condition,
@@ -78,6 +79,11 @@ def _check_names(spec: Spec) -> None:
         ("field", spec.fields),
         ("param", spec.params),
         ("unknown", spec.unknowns),
+        ("function", spec.functions),
+        (
+            "function derivative",
+            [f"{n}_{a}" for n, cfg in spec.functions.items() for a in cfg.args],
+        ),
     ):
         for n in names:
             if not n.isidentifier() or n.startswith("_"):
@@ -88,15 +94,32 @@ def _check_names(spec: Spec) -> None:
                     "coordinates of a derivative, as in u_xx)",
                     path=f"{kind}s",
                 )
-            if n in CONSTANTS:
+            if n in CONSTANTS or (kind == "function" and n in FUNCTIONS):
+                what = "constant" if n in CONSTANTS else "function"
                 raise SpecError(
-                    f"{kind} name {n!r} is a builtin constant; rename it", path=f"{kind}s"
+                    f"{kind} name {n!r} is a builtin {what}; rename it", path=f"{kind}s"
                 )
             if n in taken:
                 raise SpecError(
                     f"{n!r} is both a {taken[n]} and a {kind}; rename one", path=f"{kind}s"
                 )
             taken[n] = kind
+    for name, cfg in spec.functions.items():
+        for a in cfg.args:
+            if not a.isidentifier() or a.startswith("_"):
+                raise SpecError(
+                    f"argument name {a!r} must be a plain identifier", path=f"functions.{name}.args"
+                )
+        if cfg.scale is not None and len(cfg.scale) != len(cfg.args):
+            raise SpecError(
+                f"give one scale per argument {cfg.args}, got {cfg.scale}",
+                path=f"functions.{name}.scale",
+            )
+        if cfg.range is not None and not cfg.range[0] < cfg.range[1]:
+            raise SpecError(
+                f"range must be [lo, hi] with lo < hi, got {list(cfg.range)}",
+                path=f"functions.{name}.range",
+            )
     for i, n in enumerate(spec.complex):
         if n not in spec.fields:
             raise SpecError(
@@ -104,6 +127,33 @@ def _check_names(spec: Spec) -> None:
                 f"{spec.fields} whose values are complex",
                 path=f"complex[{i}]",
             )
+
+
+def _true_functions(spec: Spec, functions) -> dict[str, tuple]:
+    """``name -> (exact expression, (n, args) points)`` of each function the reference
+    gives."""
+    out = {}
+    declared = {f.name: f for f in functions}
+    refs = spec.reference.functions if spec.reference is not None else {}
+    for name, ref in refs.items():
+        path = f"reference.functions.{name}"
+        if name not in declared:
+            raise SpecError(
+                f"{name!r} is not an unknown function{did_you_mean(name, declared)} declared "
+                f"ones: {sorted(declared)}",
+                path=path,
+            )
+        args = declared[name].args
+        if set(ref.domain) != set(args):
+            raise SpecError(
+                f"give an interval for each argument {list(args)}, got {sorted(ref.domain)}",
+                path=f"{path}.domain",
+            )
+        exact = parse_expression(ref.exact, symbols=args + tuple(spec.params), path=f"{path}.exact")
+        axes = [np.linspace(*ref.domain[a], ref.points) for a in args]
+        mesh = np.meshgrid(*axes, indexing="ij")
+        out[name] = (exact, np.stack([m.reshape(-1) for m in mesh], axis=-1))
+    return out
 
 
 def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
@@ -123,8 +173,27 @@ def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
     for n in named:
         if not n.isidentifier() or n in (*coords, *fields, *spec.params, *spec.unknowns):
             raise SpecError(f"integral name {n!r} must be a new identifier", path="integrals")
+    functions = tuple(
+        UnknownFunction(
+            name,
+            tuple(cfg.args),
+            cfg.width,
+            cfg.depth,
+            cfg.activation,
+            None if cfg.range is None else tuple(cfg.range),
+            None if cfg.scale is None else tuple(cfg.scale),
+        )
+        for name, cfg in spec.functions.items()
+    )
+    arity = {k: v for f in functions for k, v in f.arity.items()}
     symbols = tuple(coords) + tuple(spec.params) + tuple(spec.unknowns) + named
     eq = spec.equation
+    if arity and (isinstance(eq, str) or eq.name is not None):
+        raise SpecError(
+            "unknown functions are called from `residuals:` expressions, not from a builtin "
+            "equation",
+            path="functions",
+        )
     if isinstance(eq, str):
         equation = builtin_equation(
             eq, {}, coords=coords, fields=fields, params=spec.params, symbols=symbols
@@ -154,7 +223,12 @@ def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
             )
         texts = [eq.residuals] if isinstance(eq.residuals, str) else list(eq.residuals)
         equation = ExpressionEquation(
-            texts, coords=coords, fields=fields, symbols=symbols, complex_fields=complex_fields
+            texts,
+            coords=coords,
+            fields=fields,
+            symbols=symbols + tuple(arity),
+            complex_fields=complex_fields,
+            functions=arity,
         )
     if not complex_fields:
         for i, e in enumerate(getattr(equation, "expressions", ())):
@@ -210,7 +284,10 @@ def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
         equation=equation,
         conditions=tuple(conditions),
         params=dict(spec.params),
-        unknowns=dict(spec.unknowns),
+        unknowns={
+            **spec.unknowns,
+            **{f.name: f.init(spec.train.seed + i) for i, f in enumerate(functions)},
+        },
         data=data,
         integrals=integrals,
         reference=reference,
@@ -223,6 +300,8 @@ def build_problem(spec: Spec, *, base_dir: str | pathlib.Path = ".") -> Problem:
             spec.potential, symbols=box.coords + tuple(spec.params), path="potential"
         ),
         complex_fields=complex_fields,
+        functions=functions,
+        true_functions=_true_functions(spec, functions),
     )
 
 
@@ -615,6 +694,17 @@ def build_optimizer(cfg: OptimizerConfig | str, steps: int, path: str) -> Phase:
                 f"gauss_newton takes {sorted(allowed)}, not {sorted(bad)}",
                 path=f"{path}.{sorted(bad)[0]}",
             )
+        for f in dataclasses.fields(GaussNewton):
+            if f.name in extra and f.type in ("float", "int"):
+                # YAML 1.1 reads 1e-2 (no dot) as text: accept it as the number it means
+                cast = float if f.type == "float" else int
+                try:
+                    extra[f.name] = cast(extra[f.name])
+                except (TypeError, ValueError):
+                    raise SpecError(
+                        f"{f.name} must be a number, got {extra[f.name]!r}",
+                        path=f"{path}.{f.name}",
+                    ) from None
         return gauss_newton_phase(steps, **extra)
     fn = getattr(optax, name)
     params = inspect.signature(fn).parameters

@@ -136,7 +136,41 @@ class GPConfig(ModelConfig):
         return train
 
 
-MODEL_CONFIGS: dict[str, type[ModelConfig]] = {"mlp": MLPConfig, "pig": PIGConfig, "gp": GPConfig}
+ODIL_DEFAULT_STEPS = 8
+
+
+class ODILConfig(ModelConfig):
+    """``model: {backend: odil, ...}``: node values on a grid, finite differences (ODIL,
+    arXiv 2205.04611)."""
+
+    grid: int | list[Annotated[int, Field(ge=4)]] = Field(
+        65, description="nodes per axis, faces included (one size, or one per coordinate)"
+    )
+    multigrid: Annotated[int, Field(ge=1, le=12)] = Field(
+        1,
+        description="levels of the multigrid re-parameterisation (each field a sum of fields "
+        "on grids coarsened by 2, 4, ...): preconditions Adam and L-BFGS; 1 = the plain grid",
+    )
+
+    @staticmethod
+    def train_defaults(train: dict) -> dict:
+        """ODIL's training when the spec names no optimizer: float64, fixed weights and
+        Gauss–Newton (Newton's method on the discrete least-squares problem) on all values."""
+        train = dict(train)
+        train.setdefault("dtype", "float64")
+        train.setdefault("weighting", "fixed")
+        if train.get("phases") is None and train.get("optimizer") is None:
+            steps = int(train.pop("steps", ODIL_DEFAULT_STEPS))
+            train["phases"] = [{"optimizer": "gauss_newton", "steps": steps}]
+        return train
+
+
+MODEL_CONFIGS: dict[str, type[ModelConfig]] = {
+    "mlp": MLPConfig,
+    "pig": PIGConfig,
+    "gp": GPConfig,
+    "odil": ODILConfig,
+}
 
 
 class ScheduleConfig(Strict):
@@ -227,6 +261,32 @@ class ConditionConfig(BaseModel):
     label: str | None = None
 
 
+class FunctionConfig(Strict):
+    """``functions: {k: {args: [u], ...}}``: an unknown function, a small MLP trained with the
+    fields (see `pinnkit.core.functions`)."""
+
+    args: list[str] = Field(min_length=1, description="argument names (k_u is ∂k/∂u)")
+    width: Annotated[int, Field(ge=1, le=1024)] = 16
+    depth: Annotated[int, Field(ge=1, le=8)] = 2
+    activation: Literal["tanh", "sin", "gelu", "softplus"] = "tanh"
+    range: tuple[float, float] | None = Field(
+        None, description="squash the output into [lo, hi] (a positive conductivity, say)"
+    )
+    scale: list[float] | None = Field(
+        None, description="per argument, the typical size of its values (inputs are divided)"
+    )
+
+
+class FunctionReferenceConfig(Strict):
+    """The true unknown function, to report the inferred one's error."""
+
+    exact: str | float
+    domain: dict[str, tuple[float, float]] = Field(
+        description="the interval of each argument over which the error is measured"
+    )
+    points: Annotated[int, Field(ge=2, le=4096)] = 201
+
+
 class ReferenceConfig(Strict):
     exact: dict[str, str | float] | None = None
     file: str | None = None
@@ -234,6 +294,7 @@ class ReferenceConfig(Strict):
     options: dict[str, Any] = {}
     grid: list[Annotated[int, Field(ge=2)]] | None = None
     unknowns: dict[str, float] = {}
+    functions: dict[str, FunctionReferenceConfig] = {}
     up_to_constant: list[str] = Field(
         [],
         description="fields compared up to an additive constant (a pressure that only its "
@@ -283,6 +344,9 @@ class Spec(Strict):
     complex: list[str] = Field([], description="fields that are complex (held as NAME_re, NAME_im)")
     params: dict[str, float] = {}
     unknowns: dict[str, float] = {}
+    functions: dict[str, FunctionConfig] = Field(
+        {}, description="unknown functions (small networks) residuals may call"
+    )
     equation: str | EquationConfig
     conditions: list[ConditionConfig] = []
     reference: ReferenceConfig | None = None

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -102,19 +103,47 @@ def integral_values(model, problem: Problem, unknowns: Mapping) -> dict[str, flo
 
     dtype = jnp.zeros(()).dtype
     objective = Objective(problem, interior=1, boundary=1, dtype=dtype)
-    known = {k: jnp.asarray(v, dtype) for k, v in unknowns.items()}
+    known = jax.tree.map(lambda v: jnp.asarray(v, dtype), dict(unknowns))
     return {k: float(v) for k, v in objective.integral_values(model, known).items()}
+
+
+def scalars(problem: Problem, unknowns: Mapping) -> dict:
+    """The scalar unknowns (not the weights of unknown functions)."""
+    names = {f.name for f in problem.functions}
+    return {k: v for k, v in unknowns.items() if k not in names}
+
+
+def function_errors(problem: Problem, unknowns: Mapping) -> dict[str, dict[str, float]]:
+    """Each unknown function with a known truth: relative L2 and max error over its grid."""
+    out = {}
+    declared = {f.name: f for f in problem.functions}
+    for name, (exact, points) in problem.true_functions.items():
+        f = declared[name]
+        dtype = jnp.zeros(()).dtype
+        cols = [jnp.asarray(points[:, i], dtype) for i in range(points.shape[1])]
+        got = np.asarray(f.apply(unknowns[name], *cols), np.float64)
+        env = {**problem.params, **{a: np.asarray(c) for a, c in zip(f.args, cols)}}
+        true = np.broadcast_to(np.asarray(exact(env), np.float64), got.shape)
+        diff = got - true
+        out[name] = {
+            "rel_l2": float(np.linalg.norm(diff) / max(np.linalg.norm(true), 1e-300)),
+            "max_abs": float(np.abs(diff).max()),
+        }
+    return out
 
 
 def make_evaluator(problem: Problem):
     """``evaluate(model, unknowns) -> errors`` against the problem's reference, or None."""
-    if problem.reference is None:
+    if problem.reference is None and not problem.true_functions:
         return None
 
     def evaluate(model, unknowns):
-        ref = problem.reference()
-        out = field_errors(evaluate_fields(model, problem, ref.points, list(ref.values)), ref)
-        values = {k: float(v) for k, v in unknowns.items()}
+        out = {}
+        if problem.reference is not None:
+            ref = problem.reference()
+            out = field_errors(evaluate_fields(model, problem, ref.points, list(ref.values)), ref)
+        out.update(function_errors(problem, unknowns))
+        values = {k: float(v) for k, v in scalars(problem, unknowns).items()}
         if any(k not in values for k in problem.true_unknowns):
             values.update(integral_values(model, problem, unknowns))
         for k, true in problem.true_unknowns.items():
@@ -186,7 +215,10 @@ class Solution:
 
     def eigenvalues_by_name(self) -> dict[str, float]:
         """Each eigenvalue (an unknown or a named integral) by its name."""
-        values = {**self.integrals(), **{k: float(v) for k, v in self.unknowns.items()}}
+        values = {
+            **self.integrals(),
+            **{k: float(v) for k, v in scalars(self.problem, self.unknowns).items()},
+        }
         return {e: values[e] for e in self.problem.eigenvalues}
 
     def eigenvalues(self) -> list[float]:

@@ -33,6 +33,7 @@ from ..core.objective import Objective
 from ..core.problem import Problem
 from ..errors import SpecError
 from .checkpoint import Checkpointer
+from .sparse import direct_step
 from .weighting import AbstractWeighting, Causal, Fixed
 
 
@@ -89,12 +90,25 @@ class GaussNewton:
         cg_steps: most conjugate-gradient iterations per step.
         cg_rtol: relative tolerance of the conjugate gradients.
         dense_limit: up to this many parameters, form ``J`` and solve by QR instead.
+        linear_solver: ``cg`` (matrix-free, above) or ``direct``: ``J`` assembled sparse by
+            colouring (the model's ``jacobian_colours``, e.g. the odil backend's stencils;
+            a colour per parameter otherwise) and ``JᵀJ + μI`` factorised by a sparse direct
+            solver (`pinnkit.train.sparse`). Variable projection (``solve``) always uses
+            ``cg``.
     """
 
     damping: float = 1e-10
     cg_steps: int = 2000
     cg_rtol: float = 1e-12
     dense_limit: int = 4096
+    linear_solver: str = "cg"
+
+    def __post_init__(self):
+        if self.linear_solver not in ("cg", "direct"):
+            raise SpecError(
+                f"linear_solver is `cg` or `direct`, not {self.linear_solver!r}",
+                path="train.phases.optimizer.linear_solver",
+            )
 
 
 def normal_system(config: GaussNewton, jvp, sub, mu):
@@ -292,7 +306,7 @@ def train(
     weighting = weighting if weighting is not None else Fixed()
     unknowns = dict(problem.unknowns if unknowns is None else unknowns)
     dtype = objective.dtype
-    unknowns = {k: jnp.asarray(v, dtype) for k, v in unknowns.items()}
+    unknowns = jax.tree.map(lambda v: jnp.asarray(v, dtype), dict(unknowns))
     params, static = eqx.partition((model, unknowns), (trainable_filter(model), True))
     shard_pts, replicated = _points_sharding(devices)
 
@@ -380,14 +394,38 @@ def train(
 
         return sub, rest, residual
 
+    def group_colours(group) -> np.ndarray:
+        """A Jacobian colour for each flat parameter of the group (`pinnkit.train.sparse`):
+        the model's own ``jacobian_colours`` where it has them, a colour each otherwise."""
+        own = model.jacobian_colours() if hasattr(model, "jacobian_colours") else None
+        unique = lambda x: np.full(np.shape(x), -1) if eqx.is_array(x) else x
+        tree = (
+            jax.tree.map(unique, model) if own is None else own,
+            jax.tree.map(unique, unknowns),
+        )
+        tree, _ = eqx.partition(tree, (trainable_filter(model), True))
+        if group is not None:
+            tree, _ = eqx.partition(tree, group_mask(group))
+        leaves = [np.asarray(x).reshape(-1) for x in jax.tree.leaves(tree)]
+        colours = np.concatenate(leaves) if leaves else np.zeros(0, int)
+        free = colours < 0
+        colours[free] = colours.max(initial=-1) + 1 + np.arange(int(free.sum()))
+        return colours
+
     def gauss_newton_step(config: GaussNewton, group, params, points, weights, mu):
         """One Levenberg–Marquardt step on a parameter group (None: all); returns
         ``(params, damping)``."""
         sub, rest, residual_of = group_residual(group, params, points, weights)
         residual = lambda s: residual_of(s, rest)
         r, jvp = jax.linearize(residual, sub)
-        inverse, qr = normal_system(config, jvp, sub, mu)
-        if qr is not None:
+        inverse, qr = (None, None)
+        if config.linear_solver == "cg":
+            inverse, qr = normal_system(config, jvp, sub, mu)
+        if inverse is None:
+            _, unravel = jax.flatten_util.ravel_pytree(sub)
+            colours = group_colours(group)
+            delta = unravel(direct_step(lambda v: jvp(unravel(v)), r, colours, mu))
+        elif qr is not None:
             # Small: solve [J; √μ I] δ = [-r; 0] by QR (no normal equations, so no squared
             # condition number).
             q, upper, unravel = qr
@@ -622,7 +660,9 @@ def train(
                 }
                 _, u_now = eqx.combine(state.params, static)
                 if u_now:
-                    entry["unknowns"] = {k: float(v) for k, v in u_now.items()}
+                    entry["unknowns"] = {
+                        k: float(v) for k, v in u_now.items() if not isinstance(v, dict)
+                    }
                 if evaluate is not None and (
                     step_now - last_eval >= eval_every or step_now == total_steps
                 ):
