@@ -131,8 +131,76 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_data_glioma(args) -> int:
+    """``pinnkit data glioma``: a synthetic glioma patient (NIfTI files and truth.json) grown by
+    the Fisher–Kolmogorov equation on the MNI atlas (issue 6; docs/glioma.md)."""
+    import time
+
+    out = pathlib.Path(args.out)
+    if not out.parent.is_dir():
+        raise SpecError(f"the folder {str(out.parent)!r} does not exist", path="--out")
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"{str(out)!r} is a file; give a folder for the patient", path="--out")
+    origin = args.origin
+    if origin is not None and len(origin) not in ((2, 3) if not args.three_d else (3,)):
+        raise SpecError(
+            f"expected --origin X Y Z in mm (or X Y on the slice), got {len(origin)} numbers",
+            path="--origin",
+        )
+    from .reference import glioma
+
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(f"[glioma] {message}", file=sys.stderr, flush=True)
+
+    start = time.perf_counter()
+    atlas = glioma.load_atlas(args.resolution)
+    if args.three_d:
+        anatomy = atlas.crop()
+        origin = (-28.0, -10.0, 20.0) if origin is None else tuple(origin)
+        where = "3D"
+    else:
+        z_mm = 20.0 if args.slice is None else args.slice
+        z = int(round(float(atlas.world_to_voxel((0.0, 0.0, z_mm))[2])))
+        if not 0 <= z < atlas.shape[2]:
+            raise SpecError(f"the slice z = {z_mm:g} mm is outside the atlas", path="--slice")
+        anatomy = atlas.axial_slice(z).crop()
+        origin = (-28.0, -10.0) if origin is None else tuple(origin)
+        where = f"axial slice z = {float(anatomy.affine[2, 3]):g} mm"
+    grid = " x ".join(str(n) for n in anatomy.shape)
+    say(f"MNI152 atlas at {args.resolution} mm, {where}: grid {grid}")
+    t0 = time.perf_counter()
+    patient = glioma.synthetic_patient(
+        anatomy,
+        origin=origin,
+        D_w=args.D_w,
+        rho=args.rho,
+        r=args.r,
+        T=args.T,
+        th_up=args.th_up,
+        th_down=args.th_down,
+        pet_noise=args.pet_noise,
+        seed=args.seed,
+    )
+    grow_s = time.perf_counter() - t0
+    say(f"grown for {args.T:g} days in {patient.truth.steps} steps ({grow_s:.1f} s)")
+    glioma.write_patient(patient, out)
+    t = patient.truth
+    v = patient.volumes()
+    unit = "mm^3" if anatomy.ndim == 3 else "mm^2"
+    print(
+        f"{out}: {where}, grid {grid} at {args.resolution} mm; D_w {t.D_w:g} mm^2/day, "
+        f"rho {t.rho:g} /day, r {t.r:g}, T {t.T:g} days (D_w T {t.D_w_T:g} mm^2, "
+        f"rho T {t.rho_T:g}); origin {list(t.origin_mm)} mm; core {v['core']:g}, edema "
+        f"{v['edema']:g} {unit}; {time.perf_counter() - start:.1f} s"
+    )
+    return 0
+
+
 def _cmd_data(args) -> int:
     """``pinnkit data ns2d``: a data set of 2D Navier–Stokes vorticity trajectories (.npz)."""
+    if args.dataset == "glioma":
+        return _cmd_data_glioma(args)
     import math
     import os
     import time
@@ -250,8 +318,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run", help="run directory")
     r.set_defaults(func=_cmd_report)
     d = sub.add_parser("data", help="write a data set of reference solutions (.npz)")
-    d.add_argument("dataset", choices=["ns2d"], help="ns2d: 2D Navier–Stokes vorticity")
-    d.add_argument("--out", required=True, help="output file, e.g. ns2d.npz")
+    d.add_argument(
+        "dataset",
+        choices=["ns2d", "glioma"],
+        help="ns2d: 2D Navier–Stokes vorticity; glioma: a synthetic tumour patient (NIfTI)",
+    )
+    d.add_argument("--out", required=True, help="output file, e.g. ns2d.npz (glioma: a folder)")
     d.add_argument("--n", type=int, default=64, help="number of trajectories (default 64)")
     d.add_argument("--res", type=int, default=64, help="grid points per direction (default 64)")
     d.add_argument("--preset", default="fno", help="fno (default) or mcwilliams")
@@ -265,6 +337,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--batch", type=int, default=32, help="trajectories solved at once")
     d.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     d.add_argument("--quiet", action="store_true", help="no progress output")
+    g = d.add_argument_group("glioma", "options of `pinnkit data glioma` (mm and days)")
+    g.add_argument("--D-w", dest="D_w", type=float, default=0.1, help="mm^2/day (0.1)")
+    g.add_argument("--rho", type=float, default=0.1, help="proliferation rate, 1/day (0.1)")
+    g.add_argument("--r", type=float, default=20.0, help="D_w / D_g (20)")
+    g.add_argument("--T", type=float, default=100.0, help="growth time, days (100)")
+    g.add_argument("--origin", type=float, nargs="+", metavar="MM", help="x y [z] (-28 -10 20)")
+    g.add_argument("--slice", type=float, help="axial slice height z in mm (20)")
+    g.add_argument("--3d", dest="three_d", action="store_true", help="the whole brain in 3D")
+    g.add_argument("--resolution", type=int, default=2, help="atlas voxel size, mm (2)")
+    g.add_argument("--th-up", type=float, default=0.5, help="enhancing-core threshold (0.5)")
+    g.add_argument("--th-down", type=float, default=0.25, help="edema threshold (0.25)")
+    g.add_argument("--pet-noise", type=float, default=0.0, help="relative PET noise (0)")
     d.set_defaults(func=_cmd_data)
     return p
 
