@@ -22,18 +22,11 @@ solve: install
 	$(BIN)/pinnkit solve problems/burgers1d.yaml --out runs/burgers1d
 
 # Install, then run the unit tests and every reference problem at its CI budget (the tests
-# marked `slow` are the full-budget runs of `make regression`). Each test file runs in its own
-# process: one process that compiled every program of the suite crashed natively inside XLA's
-# compiler late in the run (twice, in different tests that pass on their own).
-TEST_FILES ?= $(sort $(wildcard tests/regression/test_*.py)) $(sort $(wildcard tests/test_*.py))
+# marked `slow` are the full-budget runs of `make regression`): each test file in its own
+# process, two at a time (see tests/run_files.py).
+JOBS ?= 2
 test: install
-	@failed=""; for f in $(TEST_FILES); do \
-	  echo "== $$f"; \
-	  $(BIN)/pytest -m "not slow" $(PYTEST_FLAGS) $$f; rc=$$?; \
-	  if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then failed="$$failed $$f"; fi; \
-	done; \
-	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
-	echo "every test file passed"
+	$(BIN)/python tests/run_files.py --jobs $(JOBS) -- $(PYTEST_FLAGS)
 
 # Unit tests only (no reference-problem runs).
 test-fast: install
@@ -41,10 +34,8 @@ test-fast: install
 
 # The reference problems alone, at the bars their issues name (the full budgets included).
 regression: install
-	@failed=""; for f in $(sort $(wildcard tests/regression/test_*.py)); do \
-	  $(BIN)/pytest -m regression -v $(PYTEST_FLAGS) $$f || failed="$$failed $$f"; \
-	done; \
-	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi
+	$(BIN)/python tests/run_files.py --jobs 1 --marks regression \
+	  $(sort $(wildcard tests/regression/test_*.py)) -- -v $(PYTEST_FLAGS)
 
 lint: install
 	$(BIN)/ruff format --check pinnkit tests benchmarks
