@@ -1,6 +1,7 @@
 """The ODIL backend: finite differences, interpolation, multigrid, the sparse Jacobian and the
 direct Gauss–Newton solve."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -83,9 +84,6 @@ def test_multigrid_levels_sum_to_the_fine_field(x64):
     np.testing.assert_allclose(mat @ (2 * np.linspace(0, 1, 5) + 1), 2 * x + 1)
     model = ODIL([x, np.linspace(0, 2, 5)], ("u",), levels=3)
     coarse = jnp.ones_like(model.levels[2])
-    model = jax.tree_util.tree_map(lambda a: a, model)
-    import equinox as eqx
-
     model = eqx.tree_at(lambda m: m.levels[2], model, coarse)
     np.testing.assert_allclose(model.grid_values(), 1.0)  # a constant is one coarse value
 
