@@ -33,6 +33,7 @@ from .spec.build import (
     dtype_of,
     phase_configs,
 )
+from .spec.glioma import is_glioma_spec
 from .spec.loader import apply_overrides, read_yaml, validate
 from .spec.schema import ModelConfig, Spec
 from .train.checkpoint import Checkpointer
@@ -76,6 +77,10 @@ def load_spec(
         data, lines = read_yaml(source)
         base = pathlib.Path(base_dir or pathlib.Path(source).parent)
     data = apply_overrides(data, list(overrides))
+    if is_glioma_spec(data):  # a patient's scan, solved by GliODIL (pinnkit._glioma)
+        from ._glioma import load_glioma_spec
+
+        return load_glioma_spec(data, lines, base)
     spec, model = validate(data, lines)
     loaded = LoadedSpec(spec, model, data, base)
     # Build once so every expression, name and optimizer is checked before any training.
@@ -157,8 +162,9 @@ def solve(
         log: an extra callback for each logged chunk.
 
     Returns:
-        The `Solution`. A diverged run raises `DivergenceError` and an interrupted one
-        `InterruptedRun` after writing their outputs (the solution is their ``.solution``).
+        The `Solution` (for a glioma spec, a `pinnkit._glioma.GliomaRun`). A diverged run
+        raises `DivergenceError` and an interrupted one `InterruptedRun` after writing their
+        outputs (the solution is their ``.solution``).
     """
     if resume is not None:
         run_dir = pathlib.Path(resume)
@@ -176,8 +182,12 @@ def solve(
         )
         loaded = load_spec(resolved, overrides, base_dir=meta_base.get("base_dir"))
     else:
-        loaded = spec if isinstance(spec, LoadedSpec) else load_spec(spec, overrides)
+        loaded = spec if hasattr(spec, "base_dir") else load_spec(spec, overrides)
         run_dir = pathlib.Path(out) if out is not None else _default_out(loaded.name)
+    if not isinstance(loaded, LoadedSpec):  # a glioma spec
+        from ._glioma import solve_glioma
+
+        return solve_glioma(loaded, run_dir, resume=resume is not None, progress=progress, log=log)
     s, model_cfg = loaded.spec, loaded.model
     run_dir.mkdir(parents=True, exist_ok=True)
     dtype = dtype_of(s.train)
@@ -393,6 +403,14 @@ def load_run(run_dir: str | os.PathLike) -> Solution:
 
 
 def report(run_dir: str | os.PathLike) -> dict:
-    """Re-render a run's plots and solution file from its saved model; return its summary."""
+    """Re-render a run's plots and solution file from its saved model; return its summary.
+    A glioma run's outputs are written once, when it finishes: its summary is returned."""
+    from ._glioma import is_glioma_run
+
+    if is_glioma_run(run_dir):
+        path = pathlib.Path(run_dir) / "summary.json"
+        if not path.is_file():
+            raise SpecError(f"{str(run_dir)!r} has no summary.json", path="run")
+        return json.loads(path.read_text())
     solution = load_run(run_dir)
     return write_outputs(solution, pathlib.Path(run_dir))

@@ -46,6 +46,9 @@ def _cmd_solve(args) -> int:
 
 
 def _print_summary(solution) -> None:
+    if hasattr(solution, "describe"):  # a glioma run
+        print("\n".join(solution.describe()))
+        return
     r = solution.record
     errors = solution.errors()
     print(
@@ -66,6 +69,22 @@ def _cmd_validate(args) -> int:
     from .spec.build import phase_configs
 
     loaded = load_spec(args.spec, args.set or [])
+    if not hasattr(loaded, "problem"):  # a glioma spec: its files were read and checked
+        anatomy, seg, pet, truth = loaded.inputs()
+        s = loaded.spec
+        print(f"{args.spec}: ok")
+        print(
+            f"  glioma {s.name}: {anatomy.ndim}D grid {anatomy.shape}, voxels "
+            f"{'x'.join(f'{h:g}' for h in anatomy.spacing)} mm, {int((seg > 0).sum())} tumour "
+            f"voxels; PET {'yes' if pet is not None else 'no'}; truth "
+            f"{'yes' if truth is not None else 'no'}"
+        )
+        print(
+            f"  equation fisher_kolmogorov (r = {s.equation.r:g}); model gliodil, nt "
+            f"{s.model.nt}, starts {len(s.model.ratios)}; {s.train.optimizer.name} x"
+            f"{s.train.steps}"
+        )
+        return 0
     problem = loaded.problem()
     phases = phase_configs(loaded.spec.train)
     print(f"{args.spec}: ok")

@@ -21,7 +21,11 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NO_TESTS = 5  # pytest's exit code when the marks select nothing in a file
-LONG = {"tests/test_notebooks.py", "tests/test_trainer.py", "tests/test_gliodil.py"}  # unit files that start early
+LONG = {
+    "tests/test_notebooks.py",
+    "tests/test_trainer.py",
+    "tests/regression/test_glioma.py",
+}  # long files that start early
 
 
 def main(argv=None) -> int:

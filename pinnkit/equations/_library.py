@@ -146,6 +146,20 @@ _register(
 )
 
 
+_register(
+    Builtin(
+        "fisher_kolmogorov",
+        "c_t = D Δc + rho c (1 - c) (constant D; on tissue maps: a glioma spec)",
+        1,
+        {"D": 0.1, "rho": 0.1},
+        lambda c, f, o: [
+            f"{f[0]}_t - ({o['D']})*{_lap(f[0], c)} - ({o['rho']})*{f[0]}*(1 - {f[0]})"
+        ],
+        needs_time=True,
+    )
+)
+
+
 _NS_FORMS = ("velocity_pressure", "vorticity")
 
 

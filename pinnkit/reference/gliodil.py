@@ -55,6 +55,7 @@ Where pinnkit differs from the paper (and its code, github.com/m1balcerak/GliODI
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -72,7 +73,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float
 
-from pinnkit.errors import SpecError
+from pinnkit.errors import DivergenceError, InterruptedRun, SpecError
 from pinnkit.reference import glioma
 from pinnkit.reference.glioma import (
     EDEMA,
@@ -87,6 +88,8 @@ from pinnkit.reference.glioma import (
     margin_plan,
     write_nifti,
 )
+from pinnkit.train.checkpoint import Checkpointer
+from pinnkit.train.trainer import _Signals
 
 __all__ = [
     "GaussNewton",
@@ -96,6 +99,7 @@ __all__ = [
     "Weights",
     "fisher_kolmogorov_residual",
     "infer",
+    "plot",
     "segmentation_hinges",
     "setup",
     "solve_crank_nicolson",
@@ -370,6 +374,10 @@ class GliodilProblem(eqx.Module):
         return 5 + self.ndim
 
     @property
+    def n_unknowns(self) -> int:
+        return self.n_field + self.n_params
+
+    @property
     def dtau(self) -> float:
         return 1.0 / (self.nt - 1)
 
@@ -617,14 +625,28 @@ class GliodilResult:
             "pet_scale": self.pet_scale,
         }
 
-    def summary(self, anatomy: Anatomy | SyntheticPatient) -> dict:
-        """What `write` puts in summary.json: the unknowns, the fit, and (given a
-        `SyntheticPatient`) the recovery errors, the Dice of c >= 0.1 and the plan comparison
-        of `glioma.compare_plans` (volumes in mm^3, or mm^2 in 2D)."""
-        patient = anatomy if isinstance(anatomy, SyntheticPatient) else None
-        anatomy = patient.anatomy if patient is not None else anatomy
+    def summary(
+        self,
+        anatomy: Anatomy | SyntheticPatient,
+        *,
+        true_density: ArrayLike | None = None,
+        margin_mm: float = 15.0,
+    ) -> dict:
+        """What `write` puts in summary.json: the unknowns, the fit, and, given a truth, the
+        Dice of c >= 0.1 and the plan comparison of `glioma.compare_plans` (volumes in mm^3,
+        or mm^2 in 2D), with the parameter errors when the truth is a `SyntheticPatient`.
+
+        Arguments:
+            anatomy: the `Anatomy` inferred on, or the `SyntheticPatient` (its truth is
+                compared with).
+            true_density: a true density on the anatomy's grid (when ``anatomy`` is an
+                `Anatomy`): Dice and plans without parameter errors.
+            margin_mm: the margin of the standard plan.
+        """
+        anatomy, patient, truth = _truth(anatomy, true_density)
         _check_grid(self, anatomy)
         v = anatomy.voxel_volume
+        margin = margin_plan(self.segmentation, anatomy, margin_mm)
         record = {
             "unknowns": self.unknowns(),
             "units": {"D_w_T": "mm^2", "rho_T": "1", "origin_mm": "mm", "volumes": _unit(anatomy)},
@@ -640,13 +662,16 @@ class GliodilResult:
             "volumes": {
                 "c>=0.1": float((self.density >= 0.1).sum() * v),
                 "c>=0.001": float((self.density >= 1e-3).sum() * v),
-                "margin_plan_15mm": float(margin_plan(self.segmentation, anatomy).sum() * v),
+                f"margin_plan_{margin_mm:g}mm": float(margin.sum() * v),
             },
             "reference": "Balcerak et al., arXiv:2312.05063 (GliODIL)",
         }
+        if truth is None:
+            return record
+        plans = compare_plans(self.density, self.segmentation, truth, anatomy, margin_mm=margin_mm)
+        recovery = {}
         if patient is not None:
             t = patient.truth
-            plans = compare_plans(self.density, self.segmentation, patient.density, anatomy)
             record["truth"] = {
                 "D_w_T": t.D_w_T,
                 "rho_T": t.rho_T,
@@ -654,43 +679,69 @@ class GliodilResult:
                 "th_up": t.th_up,
                 "th_down": t.th_down,
             }
-            record["recovery"] = {
+            recovery = {
                 "D_w_T_relative_error": self.D_w_T / t.D_w_T - 1,
                 "rho_T_relative_error": self.rho_T / t.rho_T - 1,
                 "origin_error_mm": float(np.linalg.norm(np.subtract(self.origin_mm, t.origin_mm))),
                 "th_up_error": self.th_up - t.th_up,
                 "th_down_error": self.th_down - t.th_down,
-                "dice_c>=0.1": dice(self.density >= 0.1, patient.density >= 0.1),
-                "plans": dataclasses.asdict(plans),
             }
+        record["recovery"] = {
+            **recovery,
+            "dice_c>=0.1": dice(self.density >= 0.1, truth >= 0.1),
+            "plans": dataclasses.asdict(plans),
+        }
         return record
 
     def write(
-        self, out_dir: str | os.PathLike, anatomy: Anatomy | SyntheticPatient
+        self,
+        out_dir: str | os.PathLike,
+        anatomy: Anatomy | SyntheticPatient,
+        *,
+        true_density: ArrayLike | None = None,
+        margin_mm: float = 15.0,
+        figure: str = "gliodil.png",
     ) -> pathlib.Path:
         """Write the result: ``inferred_density.nii.gz`` (c at the scan) and
         ``inferred_initial.nii.gz`` (c at tau = 0) on the anatomy's grid and affine,
-        ``summary.json`` (`summary`) and ``gliodil.png`` (the slice: anatomy, segmentation,
+        ``summary.json`` (`summary`) and the figure (the slice: anatomy, segmentation,
         true and inferred density, the plans' outlines, the loss).
 
         Arguments:
             out_dir: the folder (created if missing; its parent must exist).
-            anatomy: the `Anatomy` inferred on, or the `SyntheticPatient` (then the truth is
-                compared with).
+            anatomy, true_density, margin_mm: as `summary`.
+            figure: the figure's path relative to ``out_dir``.
 
         Returns:
             the folder.
         """
-        summary = self.summary(anatomy)
-        patient = anatomy if isinstance(anatomy, SyntheticPatient) else None
-        anatomy = patient.anatomy if patient is not None else anatomy
+        summary = self.summary(anatomy, true_density=true_density, margin_mm=margin_mm)
+        anatomy, _, truth = _truth(anatomy, true_density)
         out = pathlib.Path(out_dir)
         out.mkdir(exist_ok=True)
         write_nifti(out / "inferred_density.nii.gz", self.density, anatomy.affine)
         write_nifti(out / "inferred_initial.nii.gz", self.field[0], anatomy.affine)
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        _plot(self, anatomy, patient, out / "gliodil.png")
+        (out / figure).parent.mkdir(exist_ok=True)
+        plot(self, anatomy, out / figure, true_density=truth, margin_mm=margin_mm)
         return out
+
+
+def _truth(anatomy, true_density):
+    """(anatomy, patient or None, true density or None) of `GliodilResult.summary`'s input."""
+    if isinstance(anatomy, SyntheticPatient):
+        if true_density is not None:
+            raise SpecError("a SyntheticPatient carries its own true density", "true_density")
+        return anatomy.anatomy, anatomy, np.asarray(anatomy.density)
+    if true_density is not None:
+        true_density = np.asarray(true_density, np.float64)
+        if true_density.shape != getattr(anatomy, "shape", None):
+            raise SpecError(
+                f"expected a true density of the anatomy's shape {getattr(anatomy, 'shape', '')}"
+                f", got {true_density.shape}",
+                path="true_density",
+            )
+    return anatomy, None, true_density
 
 
 def _unit(anatomy: Anatomy) -> str:
@@ -710,8 +761,26 @@ def _check_grid(result: GliodilResult, anatomy: Anatomy) -> None:
         )
 
 
-def _plot(result: GliodilResult, anatomy: Anatomy, patient, path: pathlib.Path) -> None:
-    """One figure of the slice through the inferred origin (2D: the anatomy itself)."""
+def plot(
+    result: GliodilResult,
+    anatomy: Anatomy,
+    path: str | os.PathLike,
+    *,
+    true_density: ArrayLike | None = None,
+    margin_mm: float = 15.0,
+) -> None:
+    """One figure of the slice through the inferred origin (2D: the anatomy itself): the
+    anatomy, the segmentation, the true density (if given) and the inferred one, the outlines
+    of the margin plan and of the density plan of equal volume (and of the true c >= 0.001),
+    and the loss.
+
+    Arguments:
+        result: from `infer`.
+        anatomy: the anatomy inferred on.
+        path: the PNG file.
+        true_density: the true density, if known.
+        margin_mm: the margin of the standard plan.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -724,10 +793,11 @@ def _plot(result: GliodilResult, anatomy: Anatomy, patient, path: pathlib.Path) 
 
     seg = plane(result.segmentation)
     tissue = plane(anatomy.wm + anatomy.gm)
-    margin = plane(margin_plan(result.segmentation, anatomy))
-    volume = float(margin_plan(result.segmentation, anatomy).sum() * anatomy.voxel_volume)
+    margin_mask = margin_plan(result.segmentation, anatomy, margin_mm)
+    margin = plane(margin_mask)
+    volume = float(margin_mask.sum() * anatomy.voxel_volume)
     by_density = plane(density_plan(result.density, volume, anatomy))
-    panels = 5 if patient is not None else 4
+    panels = 5 if true_density is not None else 4
     fig = Figure(figsize=(4 * (panels + 1), 4.4))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, panels + 1)
@@ -739,8 +809,8 @@ def _plot(result: GliodilResult, anatomy: Anatomy, patient, path: pathlib.Path) 
     axes[1].imshow(np.ma.masked_equal(seg, 0), cmap="autumn", alpha=0.7, **show)
     axes[1].set_title("segmentation (core, edema)")
     i = 2
-    if patient is not None:
-        axes[i].imshow(plane(patient.density), vmin=0, vmax=1, cmap="magma", **show)
+    if true_density is not None:
+        axes[i].imshow(plane(true_density), vmin=0, vmax=1, cmap="magma", **show)
         axes[i].set_title("true density")
         i += 1
     axes[i].imshow(plane(result.density), vmin=0, vmax=1, cmap="magma", **show)
@@ -749,9 +819,9 @@ def _plot(result: GliodilResult, anatomy: Anatomy, patient, path: pathlib.Path) 
     axes[i].imshow(tissue, cmap="gray", **show)
     axes[i].contour(margin, levels=[0.5], colors="tab:blue")
     axes[i].contour(by_density, levels=[0.5], colors="tab:orange")
-    title = "plans: 15 mm margin (blue), density (orange)"
-    if patient is not None:
-        axes[i].contour(plane(patient.density >= 1e-3), levels=[0.5], colors="tab:green")
+    title = f"plans: {margin_mm:g} mm margin (blue), density (orange)"
+    if true_density is not None:
+        axes[i].contour(plane(np.asarray(true_density) >= 1e-3), levels=[0.5], colors="tab:green")
         title += ",\ntrue c ≥ 0.001 (green)"
     axes[i].set_title(title, fontsize=9)
     for ax in axes[: i + 1]:
@@ -892,6 +962,7 @@ def infer(
     pad_mm: float = 20.0,
     levels: int = 4,
     callback: Callable[[int, float, dict], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> GliodilResult:
     """Infer a glioma's cell density and growth parameters from one scan by GliODIL.
 
@@ -939,9 +1010,18 @@ def infer(
         levels: multigrid levels of the field for an optax optimizer (1: the plain grid).
         callback: called after every step as ``callback(step, loss, parameters)``
             (``parameters["start"]``: the index of the initial guess).
+        checkpoint: a folder to keep the optimisation state in, written atomically after
+            every step. If it holds a state of the same problem, `infer` continues from it
+            (the finished initial guesses are not redone). With a checkpoint, Ctrl-C (SIGINT)
+            or SIGTERM stops after the current step with `InterruptedRun`.
 
     Returns:
         a `GliodilResult`.
+
+    Raises:
+        DivergenceError: a step gave a non-finite loss (an optax optimizer with too large a
+            learning rate); the checkpoint keeps the last finite state.
+        InterruptedRun: stopped by a signal (only with a checkpoint).
     """
     start = time.perf_counter()
     if isinstance(steps, bool) or int(steps) != steps or steps < 0:
@@ -962,13 +1042,34 @@ def infer(
             initial=initial,
         )
         init, step = _optimiser(problem, optimizer)
-        runs = []
-        for index, (z, start_params) in enumerate(starts):
-            report = None
-            if callback is not None:
-                report = lambda k, loss, params, i=index: callback(k, loss, {**params, "start": i})
-            z, losses, terms = _optimise(problem, z, steps, init, step, report)
-            runs.append({"z": z, "losses": losses, "terms": terms, "start": start_params})
+        runs, current, elapsed = _restore(checkpoint, problem, starts, init)
+        signals = _Signals()
+        with signals.installed() if checkpoint is not None else contextlib.nullcontext():
+            for index in range(len(runs), len(starts)):
+                z0, start_params = starts[index]
+                state, history = current if current is not None else (init(z0), None)
+                current = None
+                report = None
+                if callback is not None:
+                    report = lambda k, loss, p, i=index: callback(k, loss, {**p, "start": i})
+
+                def save(state, losses, terms, index=index, start_params=start_params):
+                    _save(
+                        checkpoint,
+                        problem,
+                        runs,
+                        index,
+                        state,
+                        losses,
+                        terms,
+                        start_params,
+                        elapsed + time.perf_counter() - start,
+                    )
+
+                z, losses, terms = _optimise(
+                    problem, state, history, steps, step, report, save, signals
+                )
+                runs.append({"z": z, "losses": losses, "terms": terms, "start": start_params})
         for run in runs:
             run["summary"] = {
                 "initial": _jsonable(run["start"]),
@@ -999,7 +1100,7 @@ def infer(
         terms={k: np.asarray(v) for k, v in best["terms"].items()},
         initial_guess=best["summary"]["initial"],
         starts=[run["summary"] for run in runs],
-        wall_time_s=time.perf_counter() - start,
+        wall_time_s=elapsed + time.perf_counter() - start,
         segmentation=seg,
         pet=pet,
         box=box,
@@ -1053,21 +1154,84 @@ def _optimiser(problem: GliodilProblem, optimizer):
     return (lambda z: (z, optimizer.init(z))), _first_order(problem, optimizer)
 
 
-def _optimise(problem, z, steps, init, step, callback):
-    """``steps`` steps from ``z``: (final z, losses, terms history)."""
-    state = init(z)
-    terms = {k: [float(v)] for k, v in jax.jit(lambda z: _terms(problem, z))(z).items()}
-    losses = [sum(v[0] for v in terms.values())]
-    for k in range(steps):
-        state, loss, new_terms = step(state)
+def _optimise(problem, state, history, steps, step, callback, save, signals):
+    """Run to ``steps`` steps from ``state``, whose ``history`` (losses, terms) is that of the
+    steps already done (None: none). Returns (final z, losses, terms)."""
+    if history is None:
+        z = state[0]
+        terms = {k: [float(v)] for k, v in jax.jit(lambda z: _terms(problem, z))(z).items()}
+        losses = [sum(v[0] for v in terms.values())]
+        save(state, losses, terms)
+    else:
+        losses, terms = history
+    for k in range(len(losses) - 1, steps):
+        if signals.caught is not None:
+            raise InterruptedRun(f"stopped after step {k} of {steps}; the checkpoint is kept")
+        new_state, loss, new_terms = step(state)
+        if not math.isfinite(float(loss)):
+            raise DivergenceError(
+                f"step {k + 1} gave a non-finite loss ({float(loss)}); the last finite state is "
+                "kept. Lower the learning rate, or use the Gauss–Newton optimiser"
+            )
+        state = new_state
         losses.append(float(loss))
         for name, value in new_terms.items():
             terms[name].append(float(value))
+        save(state, losses, terms)
         if callback is not None:
             theta = state[0][problem.n_field :]
             params = {n: np.asarray(v) for n, v in problem.parameters(theta).items()}
             callback(k + 1, losses[-1], params)
     return state[0], losses, terms
+
+
+def _save(checkpoint, problem, runs, index, state, losses, terms, start_params, elapsed):
+    """Write the state of `infer` (finished starts, and the current one) atomically."""
+    if checkpoint is None:
+        return
+    done = jnp.stack([run["z"] for run in runs]) if runs else jnp.zeros((0, problem.n_unknowns))
+    meta = {
+        "step": sum(len(run["losses"]) for run in runs) + len(losses),
+        "n_unknowns": problem.n_unknowns,
+        "start": index,
+        "runs": [
+            {"losses": run["losses"], "terms": run["terms"], "start": _jsonable(run["start"])}
+            for run in runs
+        ],
+        "current": {"losses": losses, "terms": terms, "start": _jsonable(start_params)},
+        "elapsed_s": elapsed,
+    }
+    Checkpointer(checkpoint).save({"done": done, "state": state}, meta)
+
+
+def _restore(checkpoint, problem, starts, init):
+    """(finished runs, (state, history) of the current start or None, seconds already spent)
+    from a checkpoint of the same problem; nothing if there is none."""
+    if checkpoint is None or not Checkpointer(checkpoint).exists():
+        return [], None, 0.0
+    ckpt = Checkpointer(checkpoint)
+    meta = ckpt.meta()
+    if meta.get("n_unknowns") != problem.n_unknowns or meta.get("start", len(starts)) >= len(
+        starts
+    ):
+        raise SpecError(
+            f"the checkpoint in {str(checkpoint)!r} is of another problem ({meta.get('n_unknowns')}"
+            f" unknowns, start {meta.get('start')}; this one has {problem.n_unknowns} unknowns "
+            f"and {len(starts)} starts); remove it or choose another folder",
+            path="checkpoint",
+        )
+    index = int(meta["start"])
+    template = {
+        "done": jnp.zeros((len(meta["runs"]), problem.n_unknowns)),
+        "state": init(starts[index][0]),
+    }
+    saved, _ = ckpt.load(template)
+    runs = [
+        {"z": z, "losses": run["losses"], "terms": run["terms"], "start": starts[i][1]}
+        for i, (z, run) in enumerate(zip(saved["done"], meta["runs"], strict=True))
+    ]
+    current = meta["current"]
+    return runs, (saved["state"], (current["losses"], current["terms"])), float(meta["elapsed_s"])
 
 
 def _variable_projection(problem: GliodilProblem):

@@ -49,6 +49,7 @@ import json
 import math
 import os
 import pathlib
+import re
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -80,6 +81,7 @@ __all__ = [
     "margin_plan",
     "pet_signal",
     "read_nifti",
+    "patient_spec",
     "read_patient",
     "read_tissue",
     "segment",
@@ -993,7 +995,37 @@ def write_patient(patient: SyntheticPatient, out_dir: str | os.PathLike) -> path
         "reference": "Balcerak et al., arXiv:2312.05063 (GliODIL)",
     }
     (out / "truth.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / "problem.yaml").write_text(patient_spec(out, pet=patient.pet is not None, r=t.r))
     return out
+
+
+def patient_spec(folder: str | os.PathLike, *, pet: bool = False, r: float = 20.0) -> str:
+    """The glioma spec (YAML text) of a patient folder in the layout of `write_patient`: its
+    files by relative name, so ``pinnkit solve FOLDER/problem.yaml`` infers the tumour.
+
+    Arguments:
+        folder: the patient's folder (its name becomes the spec's name).
+        pet: whether the spec names ``pet.nii.gz``.
+        r: the ratio D_w / D_g the inverse problem assumes.
+    """
+    name = re.sub(r"[^a-z0-9_-]+", "_", pathlib.Path(folder).resolve().name.lower()) or "patient"
+    lines = [
+        f"name: {name}",
+        "description: >-",
+        "  A glioma scan (tissue maps, segmentation) written by `pinnkit data glioma`: infer the",
+        "  tumour cell density, D_w T and rho T by GliODIL (docs/glioma.md).",
+        f"equation: {{name: fisher_kolmogorov, r: {r:g}}}",
+        "patient:",
+        f"  wm: {_FILES['wm']}",
+        f"  gm: {_FILES['gm']}",
+        f"  segmentation: {_FILES['segmentation']}",
+        *([f"  pet: {_FILES['pet']}"] if pet else []),
+        "  truth: truth.json   # remove for a real patient: no Dice or plan figures then",
+        "model: {backend: gliodil, nt: 64}",
+        "train: {steps: 30, optimizer: gauss_newton}",
+        "plan: {margin_mm: 15}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def read_patient(directory: str | os.PathLike) -> SyntheticPatient:

@@ -1,0 +1,399 @@
+"""``pinnkit solve`` on a glioma spec: read a patient's NIfTI files, run GliODIL, write the run.
+
+A glioma spec (`pinnkit.spec.glioma`) names the tissue maps, the segmentation, optionally a
+PET image and a hidden truth. `solve_glioma` runs `pinnkit.reference.gliodil.infer` with the
+spec's settings and writes the run directory of DESIGN.md §6: ``summary.json`` (the contract's
+keys; the inferred parameters under ``"unknowns"``; with a truth, ``"recovery"``: Dice of
+c >= 0.1 and the plan comparison, and ``"errors"``: the density's error), ``metrics.jsonl``
+(one line per optimiser step), ``solution.npz`` (the density on all time levels),
+``inferred_density.nii.gz`` and ``inferred_initial.nii.gz`` (the patient's grid and affine),
+``plots/gliodil.png``, ``checkpoint/`` (after every step: Ctrl-C, then ``--resume DIR``
+continues) and ``spec.resolved.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import platform
+import shutil
+
+import numpy as np
+import yaml
+
+from .errors import DivergenceError, InterruptedRun, SpecError
+from .spec.glioma import GliomaSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedGliomaSpec:
+    """A validated glioma spec and the folder its relative paths start from."""
+
+    spec: GliomaSpec
+    data: dict
+    base_dir: pathlib.Path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def path(self, key: str) -> pathlib.Path | None:
+        """The file ``patient.<key>`` names, checked to exist (None if not given)."""
+        value = getattr(self.spec.patient, key)
+        if value is None:
+            return None
+        path = pathlib.Path(value).expanduser()
+        path = path if path.is_absolute() else self.base_dir / path
+        if not path.is_file():
+            raise SpecError(
+                f"no file {str(path)!r}; give a path relative to the spec's folder "
+                f"({str(self.base_dir)!r}) or an absolute one",
+                path=f"patient.{key}",
+            )
+        return path
+
+    def dimension(self) -> int:
+        if self.spec.patient.dimension is not None:
+            return self.spec.patient.dimension
+        import nibabel as nib
+
+        shape = nib.load(str(self.path("wm"))).shape
+        return 2 if len(shape) >= 3 and shape[2] == 1 else 3
+
+    def inputs(self):
+        """(anatomy, segmentation, pet, truth): truth a `SyntheticPatient` (a truth.json), a
+        density array (a NIfTI file) or None. Every file is checked against the tissue maps'
+        grid, with errors that name the key."""
+        from .reference import glioma
+
+        ndim = self.dimension()
+
+        def read(key):
+            path = self.path(key)
+            if path is None:
+                return None, None
+            try:
+                return glioma.read_nifti(path, ndim=ndim)
+            except SpecError as e:
+                raise SpecError(e.message, path=f"patient.{key}") from None
+            except Exception as e:  # nibabel's errors for a file that is not NIfTI
+                raise SpecError(
+                    f"cannot read {str(path)!r} as NIfTI: {e}", path=f"patient.{key}"
+                ) from None
+
+        wm, affine = read("wm")
+        gm, affine_gm = read("gm")
+        for key, array, aff in (("gm", gm, affine_gm),):
+            if array.shape != wm.shape or not np.allclose(aff, affine, atol=1e-3):
+                raise SpecError(
+                    f"expected the white-matter map's grid {wm.shape} (and affine), got "
+                    f"{array.shape}; resample the maps to one grid",
+                    path=f"patient.{key}",
+                )
+        try:
+            anatomy = glioma.Anatomy.from_maps(wm, gm, affine)
+        except SpecError as e:
+            raise SpecError(e.message, path="patient.wm") from None
+        arrays = {}
+        for key in ("segmentation", "pet"):
+            array, aff = read(key)
+            if array is not None and (
+                array.shape != anatomy.shape or not np.allclose(aff, affine, atol=1e-3)
+            ):
+                raise SpecError(
+                    f"expected the tissue maps' grid {anatomy.shape} (and affine), got "
+                    f"{array.shape}; resample it to the tissue maps' grid",
+                    path=f"patient.{key}",
+                )
+            arrays[key] = array
+        seg = np.rint(arrays["segmentation"]).astype(np.int64)
+        labels = (0, glioma.ENHANCING, glioma.EDEMA, glioma.NECROTIC)
+        unknown = np.setdiff1d(np.unique(seg), labels)
+        if unknown.size:
+            raise SpecError(
+                f"expected labels {list(labels)} (none, enhancing, edema, necrotic), got also "
+                f"{unknown.tolist()}; relabel it (BraTS: 2 is edema here 3)",
+                path="patient.segmentation",
+            )
+        if not (seg > 0).any():
+            raise SpecError("the segmentation has no tumour voxel", path="patient.segmentation")
+        return anatomy, seg.astype(np.uint8), arrays["pet"], self._truth(anatomy, seg, ndim)
+
+    def _truth(self, anatomy, seg, ndim):
+        from .reference import glioma
+
+        path = self.path("truth")
+        if path is None:
+            return None
+        if path.suffix == ".json":
+            if path.name != "truth.json":
+                raise SpecError(
+                    "expected the truth.json of a folder written by `pinnkit data glioma`, or a "
+                    f"NIfTI density map; got {path.name!r}",
+                    path="patient.truth",
+                )
+            patient = glioma.read_patient(path.parent)
+            if patient.density is None or patient.density.shape != anatomy.shape:
+                raise SpecError(
+                    f"the truth's density is not on the tissue maps' grid {anatomy.shape}",
+                    path="patient.truth",
+                )
+            return dataclasses.replace(
+                patient, anatomy=anatomy, segmentation=seg.astype(np.uint8), pet=None
+            )
+        try:
+            density, _ = glioma.read_nifti(path, ndim=ndim)
+        except Exception as e:
+            raise SpecError(f"cannot read {str(path)!r}: {e}", path="patient.truth") from None
+        if density.shape != anatomy.shape:
+            raise SpecError(
+                f"expected a density on the tissue maps' grid {anatomy.shape}, got {density.shape}",
+                path="patient.truth",
+            )
+        return np.asarray(density, np.float64)
+
+    def optimizer(self):
+        """The `infer` optimizer the spec names."""
+        import optax
+
+        from .reference.gliodil import GaussNewton
+        from .spec.build import OPTIMIZERS
+
+        cfg = self.spec.train.optimizer
+        if cfg.name == "gauss_newton":
+            return GaussNewton(damping=cfg.damping)
+        if cfg.name == "lbfgs":
+            return optax.lbfgs()
+        if cfg.name not in OPTIMIZERS:
+            from .errors import did_you_mean
+
+            names = ["gauss_newton", *OPTIMIZERS]
+            raise SpecError(
+                f"unknown optimizer {cfg.name!r}{did_you_mean(cfg.name, names)} expected one "
+                f"of {', '.join(names)}",
+                path="train.optimizer.name",
+            )
+        return getattr(optax, cfg.name)(cfg.lr)
+
+
+def load_glioma_spec(data: dict, lines: dict, base_dir: pathlib.Path) -> LoadedGliomaSpec:
+    """Validate a glioma spec and check its files (read, not solved)."""
+    import pydantic
+
+    from .spec.loader import translate
+
+    try:
+        spec = GliomaSpec.model_validate(data)
+    except pydantic.ValidationError as e:
+        raise translate(e, data, lines, GliomaSpec) from None
+    loaded = LoadedGliomaSpec(spec, data, base_dir)
+    loaded.inputs()
+    loaded.optimizer()
+    return loaded
+
+
+@dataclasses.dataclass
+class GliomaRun:
+    """A finished glioma solve: the GliODIL result, the summary written, the run folder."""
+
+    result: object
+    summary: dict
+    run_dir: pathlib.Path
+
+    def describe(self) -> list[str]:
+        """The lines ``pinnkit solve`` prints."""
+        s = self.summary
+        u = s["unknowns"]
+        lines = [
+            f"{s['problem']}: {s['status']} after {s['steps']} steps in {s['wall_s']:.1f} s "
+            f"(GliODIL, {len(s['starts'])} starts)",
+            f"  D_w T = {u['D_w_T']:.4g} mm^2, rho T = {u['rho_T']:.4g}, origin "
+            + ", ".join(f"{v:.1f}" for v in u["origin_mm"])
+            + f" mm, th_up {u['th_up']:.3f}, th_down {u['th_down']:.3f}",
+        ]
+        rec = s.get("recovery")
+        if rec:
+            if "D_w_T_relative_error" in rec:
+                lines.append(
+                    f"  vs truth: D_w T {rec['D_w_T_relative_error']:+.1%}, rho T "
+                    f"{rec['rho_T_relative_error']:+.1%}, origin {rec['origin_error_mm']:.2f} mm"
+                )
+            p = rec["plans"]
+            unit = s["units"]["volumes"]
+            lines.append(
+                f"  Dice(c >= 0.1) {rec['dice_c>=0.1']:.3f}; to cover the true c >= "
+                f"{p['level']:g}: density plan {p['density_volume_to_cover']:.0f} {unit}, "
+                f"margin plan {p['margin_volume_to_cover']:.0f} {unit}"
+            )
+        lines.append(f"  outputs and plots in {self.run_dir}")
+        return lines
+
+
+def _base_summary(loaded: LoadedGliomaSpec, status: str) -> dict:
+    import jax
+
+    from ._solve import __version__, _device
+
+    return {
+        "problem": loaded.name,
+        "backend": "gliodil",
+        "status": status,
+        "device": _device(),
+        "dtype": "float64",
+        "seed": None,
+        "pinnkit_version": __version__,
+        "python": platform.python_version(),
+        "jax_version": jax.__version__,
+    }
+
+
+def _write_partial(loaded, run_dir, status, message) -> None:
+    """summary.json of a run that stopped early (the checkpoint holds its state)."""
+    meta = run_dir / "checkpoint" / "meta.json"
+    steps = json.loads(meta.read_text())["step"] if meta.exists() else 0
+    summary = {**_base_summary(loaded, status), "steps": steps, "message": message}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def solve_glioma(
+    loaded: LoadedGliomaSpec,
+    run_dir: pathlib.Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log=None,
+) -> GliomaRun:
+    """Run GliODIL on a glioma spec and write the run directory (module docstring)."""
+    from ._solve import _Progress
+    from .reference import gliodil
+
+    spec = loaded.spec
+    anatomy, seg, pet, truth = loaded.inputs()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
+    resolved = spec.model_dump(mode="json", exclude_none=True)
+    (run_dir / "spec.resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    (run_dir / "run.json").write_text(json.dumps({"base_dir": str(loaded.base_dir.resolve())}))
+    starts = 1 if _single_start(spec) else len(spec.model.ratios)
+    bar = _Progress(spec.train.steps * starts, spec.name, progress)
+    metrics = open(run_dir / "metrics.jsonl", "a" if resume else "w")
+
+    def on_step(k, loss, params):
+        entry = {
+            "step": int(params["start"]) * spec.train.steps + k,
+            "phase": f"start {int(params['start'])}",
+            "loss": loss,
+            **{n: np.asarray(v).tolist() for n, v in params.items() if n != "start"},
+        }
+        metrics.write(json.dumps(entry) + "\n")
+        metrics.flush()
+        bar(entry)
+        if log is not None:
+            log(entry)
+
+    m = spec.model
+    w = m.weights
+    try:
+        result = gliodil.infer(
+            anatomy,
+            seg,
+            pet,
+            nt=m.nt,
+            steps=spec.train.steps,
+            optimizer=loaded.optimizer(),
+            ratios=m.ratios,
+            r=spec.equation.r,
+            weights=gliodil.Weights(w.pde, w.initial, w.segmentation, w.pet),
+            initial=m.initial.model_dump(exclude_none=True) if m.initial else None,
+            pad_mm=m.pad_mm,
+            levels=m.levels,
+            callback=on_step,
+            checkpoint=run_dir / "checkpoint",
+        )
+    except InterruptedRun as e:
+        _write_partial(loaded, run_dir, "interrupted", str(e))
+        raise InterruptedRun(f"{e}: pinnkit solve --resume {run_dir}") from None
+    except DivergenceError as e:
+        _write_partial(loaded, run_dir, "diverged", str(e))
+        raise DivergenceError(f"{e}. Outputs are in {run_dir}.") from None
+    finally:
+        bar.close()
+        metrics.close()
+    summary = write_glioma_outputs(loaded, result, anatomy, truth, run_dir)
+    return GliomaRun(result, summary, run_dir)
+
+
+def _patient_type():
+    from .reference.glioma import SyntheticPatient
+
+    return SyntheticPatient
+
+
+def _single_start(spec: GliomaSpec) -> bool:
+    i = spec.model.initial
+    return i is not None and i.D_w_T is not None and i.rho_T is not None
+
+
+def write_glioma_outputs(loaded, result, anatomy, truth, run_dir: pathlib.Path) -> dict:
+    """summary.json, solution.npz, the NIfTI maps and plots/ of a finished glioma run."""
+    margin = loaded.spec.plan.margin_mm
+    patient = truth if isinstance(truth, _patient_type()) else None
+    true_density = None if patient is not None or truth is None else truth
+    result.write(
+        run_dir,
+        patient if patient is not None else anatomy,
+        true_density=true_density,
+        margin_mm=margin,
+        figure="plots/gliodil.png",
+    )
+    found = json.loads((run_dir / "summary.json").read_text())
+    steps = found.pop("steps")
+    total_steps = steps * len(found["starts"])
+    summary = {
+        **_base_summary(loaded, "ok"),
+        "steps": total_steps,
+        "steps_per_start": steps,
+        "wall_s": round(result.wall_time_s, 3),
+        "compile_s": None,
+        "steps_per_s": round(total_steps / result.wall_time_s, 3) if result.wall_time_s else None,
+        "loss": {"total": found.pop("loss"), **found.pop("terms")},
+        "errors": {},
+    }
+    density = np.asarray(result.density)
+    reference = patient.density if patient is not None else true_density
+    if reference is not None:
+        diff = density - reference
+        summary["errors"] = {
+            "c": {
+                "rel_l2": float(np.linalg.norm(diff) / max(np.linalg.norm(reference), 1e-300)),
+                "max_abs": float(np.abs(diff).max()),
+            }
+        }
+    summary.update(found)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    arrays = {
+        "c": density,
+        "field": np.asarray(result.field, np.float32),
+        "tau": result.tau,
+        "segmentation": result.segmentation,
+        "loss": result.loss,
+        "affine": anatomy.affine,
+    }
+    if reference is not None:
+        arrays["reference_c"] = np.asarray(reference)
+    np.savez_compressed(run_dir / "solution.npz", **arrays)
+    return summary
+
+
+def is_glioma_run(run_dir: str | os.PathLike) -> bool:
+    """Whether a run directory is that of a glioma spec."""
+    path = pathlib.Path(run_dir) / "spec.resolved.yaml"
+    if not path.is_file():
+        return False
+    from .spec.glioma import is_glioma_spec
+    from .spec.loader import read_yaml
+
+    return is_glioma_spec(read_yaml(path)[0])
