@@ -180,15 +180,9 @@ class LoadedGliomaSpec:
 
 def load_glioma_spec(data: dict, lines: dict, base_dir: pathlib.Path) -> LoadedGliomaSpec:
     """Validate a glioma spec and check its files (read, not solved)."""
-    import pydantic
+    from .spec.loader import validate_as
 
-    from .spec.loader import translate
-
-    try:
-        spec = GliomaSpec.model_validate(data)
-    except pydantic.ValidationError as e:
-        raise translate(e, data, lines, GliomaSpec) from None
-    loaded = LoadedGliomaSpec(spec, data, base_dir)
+    loaded = LoadedGliomaSpec(validate_as(GliomaSpec, data, lines), data, base_dir)
     loaded.inputs()
     loaded.optimizer()
     return loaded

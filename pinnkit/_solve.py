@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 
 from .errors import DivergenceError, InterruptedRun, SpecError
+from .spec.battery import is_battery_spec
 from .spec.build import (
     build_causal,
     build_model,
@@ -81,6 +82,10 @@ def load_spec(
         from ._glioma import load_glioma_spec
 
         return load_glioma_spec(data, lines, base)
+    if is_battery_spec(data):  # the SPM surrogate (pinnkit.battery.run)
+        from .battery.run import load_battery_spec
+
+        return load_battery_spec(data, lines, base)
     spec, model = validate(data, lines)
     loaded = LoadedSpec(spec, model, data, base)
     # Build once so every expression, name and optimizer is checked before any training.
@@ -162,7 +167,8 @@ def solve(
         log: an extra callback for each logged chunk.
 
     Returns:
-        The `Solution` (for a glioma spec, a `pinnkit._glioma.GliomaRun`). A diverged run
+        The `Solution` (for a glioma spec a `pinnkit._glioma.GliomaRun`, for a battery spec
+        a `pinnkit.battery.run.BatteryRun`). A diverged run
         raises `DivergenceError` and an interrupted one `InterruptedRun` after writing their
         outputs (the solution is their ``.solution``).
     """
@@ -184,10 +190,12 @@ def solve(
     else:
         loaded = spec if hasattr(spec, "base_dir") else load_spec(spec, overrides)
         run_dir = pathlib.Path(out) if out is not None else _default_out(loaded.name)
-    if not isinstance(loaded, LoadedSpec):  # a glioma spec
-        from ._glioma import solve_glioma
+    if not isinstance(loaded, LoadedSpec):  # a glioma or battery spec
+        from ._glioma import LoadedGliomaSpec, solve_glioma
+        from .battery.run import solve_battery
 
-        return solve_glioma(loaded, run_dir, resume=resume is not None, progress=progress, log=log)
+        run = solve_glioma if isinstance(loaded, LoadedGliomaSpec) else solve_battery
+        return run(loaded, run_dir, resume=resume is not None, progress=progress, log=log)
     s, model_cfg = loaded.spec, loaded.model
     run_dir.mkdir(parents=True, exist_ok=True)
     dtype = dtype_of(s.train)
@@ -404,10 +412,11 @@ def load_run(run_dir: str | os.PathLike) -> Solution:
 
 def report(run_dir: str | os.PathLike) -> dict:
     """Re-render a run's plots and solution file from its saved model; return its summary.
-    A glioma run's outputs are written once, when it finishes: its summary is returned."""
+    A glioma or battery run's outputs are written once, when it finishes: its summary is
+    returned."""
     from ._glioma import is_glioma_run
 
-    if is_glioma_run(run_dir):
+    if is_glioma_run(run_dir) or (pathlib.Path(run_dir) / "surrogate.json").is_file():
         path = pathlib.Path(run_dir) / "summary.json"
         if not path.is_file():
             raise SpecError(f"{str(run_dir)!r} has no summary.json", path="run")

@@ -69,6 +69,15 @@ def _cmd_validate(args) -> int:
     from .spec.build import phase_configs
 
     loaded = load_spec(args.spec, args.set or [])
+    if hasattr(loaded, "levels"):  # a battery spec
+        s = loaded.spec
+        print(f"{args.spec}: ok")
+        print(
+            f"  battery {s.name}: equation spm ({s.equation.kinetics} kinetics), degradation "
+            f"{dict(s.degradation)}; model spm_pinn {s.model.width}x{s.model.depth}, "
+            f"{len(s.train.levels)} level(s)"
+        )
+        return 0
     if not hasattr(loaded, "problem"):  # a glioma spec: its files were read and checked
         anatomy, seg, pet, truth = loaded.inputs()
         s = loaded.spec
@@ -124,7 +133,12 @@ def _cmd_list(args) -> int:
         opts = ", ".join(f"{k}={v}" for k, v in b.options.items())
         opts += "".join(f", {k}<coord>={v}" for k, v in b.coord_options.items())
         print(f"  {name:12s} {b.summary}  [{opts}]")
-    print("backends:   " + ", ".join(sorted(BACKENDS)))
+    print("  spm          the Li-ion single-particle model: a battery spec (docs/battery.md)")
+    print(
+        "backends:   "
+        + ", ".join(sorted(BACKENDS))
+        + "; gliodil (glioma specs), spm_pinn (battery specs)"
+    )
     print("optimizers: " + ", ".join(OPTIMIZERS))
     print("samplers:   " + ", ".join(sorted(SAMPLERS)))
     print("weightings: fixed, gradnorm; causal (opt-in, train.causal)")
@@ -216,10 +230,20 @@ def _cmd_data_glioma(args) -> int:
     return 0
 
 
+def _cmd_calibrate(args) -> int:
+    from .battery.run import calibrate_command
+
+    return calibrate_command(args)
+
+
 def _cmd_data(args) -> int:
     """``pinnkit data ns2d``: a data set of 2D Navier–Stokes vorticity trajectories (.npz)."""
     if args.dataset == "glioma":
         return _cmd_data_glioma(args)
+    if args.dataset == "spm":
+        from .battery.run import data_spm_command
+
+        return data_spm_command(args)
     import math
     import os
     import time
@@ -339,8 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="write a data set of reference solutions (.npz)")
     d.add_argument(
         "dataset",
-        choices=["ns2d", "glioma"],
-        help="ns2d: 2D Navier–Stokes vorticity; glioma: a synthetic tumour patient (NIfTI)",
+        choices=["ns2d", "glioma", "spm"],
+        help="ns2d: 2D Navier–Stokes vorticity; glioma: a synthetic tumour patient (NIfTI); "
+        "spm: a noisy battery discharge curve (CSV)",
     )
     d.add_argument("--out", required=True, help="output file, e.g. ns2d.npz (glioma: a folder)")
     d.add_argument("--n", type=int, default=64, help="number of trajectories (default 64)")
@@ -368,7 +393,37 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--th-up", type=float, default=0.5, help="enhancing-core threshold (0.5)")
     g.add_argument("--th-down", type=float, default=0.25, help="edema threshold (0.25)")
     g.add_argument("--pet-noise", type=float, default=0.0, help="relative PET noise (0)")
+    b = d.add_argument_group("spm", "options of `pinnkit data spm` (a CSV of time_s, voltage_V)")
+    b.add_argument("--deg-i0-a", type=float, default=1.0, help="anode i0 multiplier (1)")
+    b.add_argument("--deg-ds-c", type=float, default=1.0, help="cathode D_s multiplier (1)")
+    b.add_argument("--noise-mv", type=float, default=2.0, help="voltage noise, mV (2)")
+    b.add_argument("--points", type=int, default=136, help="samples over [0, t_max] (136)")
+    b.add_argument("--parameters", help="a JSON/YAML SPM parameter file (the simple set)")
     d.set_defaults(func=_cmd_data)
+    c = sub.add_parser(
+        "calibrate", help="posterior of the battery degradation from a voltage curve (NUTS)"
+    )
+    c.add_argument("run", help="a surrogate run directory (pinnkit solve on an spm spec)")
+    c.add_argument("--data", required=True, help="CSV with columns time_s, voltage_V")
+    c.add_argument("--out", help="output folder (default RUN/calibration)")
+    c.add_argument("--noise-mv", type=float, help="known noise level, mV (default: inferred)")
+    c.add_argument("--draws", type=int, default=1000, help="draws per chain (1000)")
+    c.add_argument("--warmup", type=int, default=500, help="adaptation steps (500)")
+    c.add_argument("--chains", type=int, default=2, help="chains (2)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument(
+        "--no-model-error",
+        action="store_true",
+        help="leave the surrogate's own error (model_error.json) out of the likelihood",
+    )
+    c.add_argument(
+        "--truth",
+        type=float,
+        nargs=2,
+        metavar=("DEG_I0_A", "DEG_DS_C"),
+        help="true values, to report whether the 90%% intervals cover them",
+    )
+    c.set_defaults(func=_cmd_calibrate)
     return p
 
 

@@ -25,4 +25,4 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     outputs = "".join(
         o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
     )
-    assert "rel_l2" in outputs
+    assert "rel_l2" in outputs or "voltage max" in outputs  # each reports its error

@@ -381,3 +381,14 @@ def test_pybamm_agrees_within_0p1_mV(x64, corner_solution, kinetics):
         theirs = _pybamm_voltage(pybamm, PARAMS, T_OUT, deg_i0_a=a, deg_ds_c=d, kinetics=kinetics)
         difference = np.max(np.abs(theirs - np.asarray(solution.voltage[k])))
         assert difference < 1e-4, (kinetics, (a, d), difference)  # measured 5.5e-6 V at most
+
+
+def test_oracle_gradient_in_the_diffusivity_is_finite_at_t0(x64):
+    """A sampler differentiates the voltage in the degradation at every measured time,
+    t = 0 included."""
+    from pinnkit.reference.spm import exact_voltage
+
+    g = jax.grad(lambda d: exact_voltage(SPMParameters(), 0.0, deg_ds_c=d))(2.0)
+    assert np.isfinite(float(g)) and float(g) == 0.0
+    g = jax.grad(lambda d: exact_voltage(SPMParameters(), 100.0, deg_ds_c=d))(2.0)
+    assert np.isfinite(float(g)) and float(g) != 0.0

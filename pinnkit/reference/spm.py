@@ -360,7 +360,10 @@ def _short_time_shape(tau):
     """``(D / (j R)) (c0 - c(R, t))`` for small ``tau``, up to O(exp(-1 / tau)): the inverse
     Laplace transform of ``1 / (s (p - 1))``, ``p = sqrt(s)``, i.e. of the transform
     ``1 / (s (p coth p - 1))`` with ``coth p`` -> 1."""
-    return jnp.exp(tau) * erfc(-jnp.sqrt(tau)) - 1.0
+    # sqrt of at least the smallest normal number: at tau = 0 the gradient of sqrt is
+    # infinite, and a sampler differentiating in D at t = 0 would get 0 * inf = NaN
+    root = jnp.sqrt(jnp.maximum(tau, jnp.finfo(jnp.result_type(tau, float)).tiny))
+    return jnp.exp(tau) * erfc(-root) - 1.0
 
 
 def _series_shape(tau):
@@ -382,8 +385,8 @@ def exact_surface_concentration(
 
     Solves ``c_t = D (1/r^2)(r^2 c_r)_r`` with ``c = c0`` at t = 0 and ``D c_r(R) = -j``
     (the module docstring gives the series and its short-time form); exact to round-off for
-    every ``t >= 0`` (negative times are read as 0). Pure JAX: jit-, vmap- and (for t > 0)
-    grad-compatible; call it with float64 inputs (under x64) for full accuracy.
+    every ``t >= 0`` (negative times are read as 0). Pure JAX: jit-, vmap- and
+    grad-compatible (in D also at t = 0); call it with float64 inputs (under x64) for full accuracy.
 
     Arguments:
         t: times (s).

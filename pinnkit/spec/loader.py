@@ -199,6 +199,15 @@ def translate(err: pydantic.ValidationError, data, lines, schema, prefix=()) -> 
     return SpecError(msg + extra, path=path, line=line)
 
 
+def validate_as(schema, data: dict, lines: dict[Path, int] | None = None):
+    """Validate spec data against one pydantic schema (a glioma or battery spec), with the
+    errors of `translate`."""
+    try:
+        return schema.model_validate(data)
+    except pydantic.ValidationError as e:
+        raise translate(e, data, lines or {}, schema) from None
+
+
 def _get(data, loc):
     node = data
     for p in loc:

@@ -1,0 +1,94 @@
+"""The battery spec: train the SPM surrogate through ``pinnkit solve`` (docs/battery.md).
+
+A spec whose equation is ``spm`` is a battery spec::
+
+    name: spm_surrogate
+    equation: {name: spm, kinetics: linear}     # parameters: FILE (json/yaml) for another set
+    degradation: {deg_i0_a: [0.5, 4], deg_ds_c: [1, 10]}
+    model: {backend: spm_pinn, width: 32, depth: 3}
+    train:
+      levels:
+        - {adam_steps: 1500, lbfgs_steps: 300, points: 1024, lr: 1.0e-3}
+        - {adam_steps: 1500, lbfgs_steps: 300, points: 2048, lr: 3.0e-4, scale: 0.1}
+      dtype: float32
+      seed: 0
+    reference: {grid: 3, times: 136, nodes: 64}
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from .schema import Strict
+
+
+class SPMEquation(Strict):
+    name: Literal["spm"]
+    kinetics: Literal["linear", "butler_volmer"] = "linear"
+    parameters: str | None = Field(
+        None, description="a JSON/YAML file of SPMParameters fields (default: the simple set)"
+    )
+
+
+class SPMModel(Strict):
+    backend: Literal["spm_pinn"] = "spm_pinn"
+    width: Annotated[int, Field(ge=1, le=1024)] = 32
+    depth: Annotated[int, Field(ge=1, le=16)] = 3
+
+
+class SPMLevel(Strict):
+    adam_steps: Annotated[int, Field(ge=0)] = 1500
+    lbfgs_steps: Annotated[int, Field(ge=0)] = 300
+    points: Annotated[int, Field(ge=8)] = 1024
+    lr: Annotated[float, Field(gt=0)] = 1e-3
+    scale: Annotated[float, Field(gt=0)] = 1.0
+
+
+class SPMTrain(Strict):
+    levels: list[SPMLevel] = Field(
+        [SPMLevel(), SPMLevel(points=2048, lr=3e-4, scale=0.1)], min_length=1
+    )
+    dtype: Literal["float32", "float64"] = "float32"
+    seed: int = 0
+
+
+class SPMReference(Strict):
+    grid: Annotated[int, Field(ge=1, le=16)] = Field(3, description="values per multiplier")
+    times: Annotated[int, Field(ge=2)] = 136
+    nodes: Annotated[int, Field(ge=3)] = 64
+
+
+class BatterySpec(Strict):
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_-]+$")]
+    description: str = ""
+    equation: SPMEquation
+    degradation: dict[Literal["deg_i0_a", "deg_ds_c"], tuple[float, float]] = {
+        "deg_i0_a": (0.5, 4.0),
+        "deg_ds_c": (1.0, 10.0),
+    }
+    model: SPMModel = SPMModel()
+    train: SPMTrain = SPMTrain()
+    reference: SPMReference = SPMReference()
+
+    @field_validator("equation", mode="before")
+    @classmethod
+    def _expand(cls, v):
+        return {"name": v} if isinstance(v, str) else v
+
+    @field_validator("degradation")
+    @classmethod
+    def _ordered(cls, v):
+        for name, (lo, hi) in v.items():
+            if not 0 < lo < hi:
+                raise ValueError(f"{name}: expected 0 < lo < hi, got ({lo}, {hi})")
+        return v
+
+
+def is_battery_spec(data) -> bool:
+    """Whether spec data is a battery spec (``equation: spm`` or ``{name: spm}``)."""
+    if not isinstance(data, dict):
+        return False
+    eq = data.get("equation")
+    return eq == "spm" or (isinstance(eq, dict) and eq.get("name") == "spm")

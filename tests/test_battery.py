@@ -1,0 +1,161 @@
+"""The SPM surrogate and the calibration (pinnkit.battery).
+
+* The residual rows, whose time and radius derivatives are assembled by hand through the
+  sqrt(t) input and the zero-mean projection, against nested reverse-mode derivatives of the
+  surrogate's stoichiometry (float64, an untrained network with non-zero output).
+* The constraints built into the surrogate: x = x0 at t = 0 everywhere, the volume mean of x
+  equals the charge balance's bulk value at every time, dx/dr = 0 at the centre.
+* Training lowers the loss; save/load reproduce the predictions; the voltage is the reference
+  potentials' algebra applied to the surface values.
+* Calibration: NUTS with the exact oracle as the model covers the truth of synthetic cells
+  with their 90 % intervals; the CSV reader's and the command line's errors.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pinnkit.battery import surrogate as S
+from pinnkit.battery.calibrate import calibrate, read_voltage_csv
+from pinnkit.cli import main
+from pinnkit.errors import SpecError
+from pinnkit.reference import spm
+
+
+def _random_model(dtype=jnp.float64, seed=0) -> S.SPMSurrogate:
+    """An untrained two-level surrogate with random (non-zero) last layers."""
+    params = spm.SPMParameters()
+    key = jax.random.key(seed)
+    levels = []
+    for scale in (1.0, 0.1):
+        key, k = jax.random.split(key)
+        ka, kc = jax.random.split(k)
+        make = lambda kk: eqx.nn.MLP(4, 1, 16, 2, jnp.tanh, key=kk, dtype=dtype)  # noqa: E731
+        levels.append(S._Level(make(ka), make(kc), scale))
+    return S.SPMSurrogate(params, tuple(levels), ((0.5, 4.0), (1.0, 10.0)))
+
+
+def _points(n, seed, surface=False):
+    return S._sample(jax.random.key(seed), n, jnp.float64, surface=surface)
+
+
+def test_residual_rows_match_nested_reverse_mode(x64):
+    model = _random_model()
+    interior, surface = _points(16, 1), _points(8, 2, surface=True)
+    pde, flux = S.residual_rows(model, interior, surface)
+    a, c = S._scales(model.params)
+    lo, hi = model.ranges[1]
+
+    def expected_pde(z):
+        x_t = jax.jacrev(model.stoichiometry)(z)[:, 0]
+        x_r = jax.jacrev(model.stoichiometry)(z)[:, 1]
+        x_rr = jax.jacrev(jax.jacrev(model.stoichiometry))(z)[:, 1, 1]
+        deg = S._from_unit(z[3], lo, hi)
+        K = jnp.stack([a.K, c.K * deg])
+        return jnp.sqrt(z[0]) * (x_t - K * (x_rr + 2 * x_r / z[1])) / jnp.array([a.s, c.s])
+
+    def expected_flux(z):
+        x_r = jax.jacrev(model.stoichiometry)(z)[:, 1]
+        deg = S._from_unit(z[3], lo, hi)
+        J = jnp.stack([a.J, c.J / deg])
+        return jnp.sqrt(z[0]) * (x_r + J) / jnp.abs(jnp.array([a.J, c.J]))
+
+    np.testing.assert_allclose(pde, jax.vmap(expected_pde)(interior), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(flux, jax.vmap(expected_flux)(surface), rtol=1e-9, atol=1e-12)
+    assert float(jnp.abs(pde).max()) > 1e-3  # the random model is far from a solution
+
+
+def test_initial_condition_charge_balance_and_symmetry_hold_by_construction(x64):
+    model = _random_model()
+    p = model.params
+    a, c = S._scales(p)
+    r = jnp.linspace(0.0, 1.0, 7)
+    at = lambda t, rr, q=(0.3, -0.4): model.stoichiometry(jnp.array([t, rr, *q]))  # noqa: E731
+    x0 = jax.vmap(lambda rr: at(0.0, rr))(r)
+    np.testing.assert_allclose(x0, np.broadcast_to([p.x0_a, p.x0_c], x0.shape), atol=1e-15)
+    # the volume mean 3 int x r^2 dr by a fine Gauss rule equals x0 - 3 K J t
+    nodes, weights = np.polynomial.legendre.leggauss(40)
+    rr = (nodes + 1) / 2
+    w = 3 * rr**2 * weights / 2
+    for t in (0.01, 0.3, 1.0):
+        mean = w @ np.asarray(jax.vmap(lambda y: at(t, y))(jnp.asarray(rr)))
+        bulk = np.array([p.x0_a - 3 * a.K * a.J * t, p.x0_c - 3 * c.K * c.J * t])
+        np.testing.assert_allclose(mean, bulk, atol=1e-12)
+        slope = jax.jacrev(lambda y: at(t, y))(0.0)
+        np.testing.assert_allclose(slope, 0.0, atol=1e-14)
+
+
+def test_training_lowers_the_loss_and_save_load_roundtrip(tmp_path):
+    configs = [S.LevelConfig(width=16, depth=2, adam_steps=200, lbfgs_steps=20, points=256)]
+    seen = []
+    model, records = S.train_surrogate(
+        levels=configs, callback=lambda lv, st, loss: seen.append(loss), log_every=50
+    )
+    assert seen[-1] < 0.2 * seen[0]
+    assert records[0]["level"] == 1 and set(records[0]["loss"]) == {
+        "pde_a",
+        "pde_c",
+        "flux_a",
+        "flux_c",
+    }
+    S.save(model, configs, tmp_path)
+    loaded, configs2 = S.load(tmp_path)
+    assert configs2 == configs
+    t = np.linspace(0, 1350, 11)
+    a = model.predict(t, deg_i0_a=2.0, deg_ds_c=3.0)
+    b = loaded.predict(t, deg_i0_a=2.0, deg_ds_c=3.0)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    phi_e, phi_c = spm.potentials(model.params, a["c_surface_a"], a["c_surface_c"], deg_i0_a=2.0)
+    np.testing.assert_allclose(a["voltage"], phi_c, rtol=1e-6)
+    with pytest.raises(SpecError, match="surrogate"):
+        S.load(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("truth", [(0.8, 2.0), (3.0, 7.0)])
+def test_nuts_covers_the_truth_of_synthetic_cells(x64, truth):
+    params = spm.SPMParameters()
+    t = np.linspace(0.0, 1350.0, 68)
+    true = dict(zip(("deg_i0_a", "deg_ds_c"), truth))
+    rng = np.random.default_rng(0)  # coverage is a probability: a fixed draw, not a tuned one
+    v = np.asarray(spm.exact_voltage(params, t, **true)) + rng.normal(0, 2e-3, t.size)
+    model = lambda tt, a, d: spm.exact_voltage(params, tt, deg_i0_a=a, deg_ds_c=d)  # noqa: E731
+    cal = calibrate(model, t, v, noise_V=2e-3, draws=300, warmup=200, chains=2, seed=1)
+    assert all(cal.covers(true).values()), cal.summary["parameters"]
+    assert cal.summary["sampler"]["divergences"] < 10
+    for name in true:
+        assert cal.summary["parameters"][name]["r_hat"] < 1.1
+
+
+def test_voltage_csv_errors(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("t,V\n0,4.1\n1,4.0\n")
+    with pytest.raises(SpecError, match="time_s"):
+        read_voltage_csv(bad)
+    bad.write_text("time_s,voltage_V\n0,4.1\n0,4.0\n")
+    with pytest.raises(SpecError, match="increasing"):
+        read_voltage_csv(bad)
+    good = tmp_path / "good.csv"
+    good.write_text("# a comment\ntime_s,voltage_V\n0,4.1\n10,4.0\n")
+    t, v = read_voltage_csv(good)
+    np.testing.assert_array_equal(t, [0, 10])
+
+
+def test_command_line_errors(tmp_path, capsys):
+    assert main(["calibrate", str(tmp_path), "--data", str(tmp_path / "x.csv")]) == 2
+    assert "surrogate" in capsys.readouterr().err
+    spec = tmp_path / "s.yaml"
+    spec.write_text("name: s\nequation: {name: spm, kinetcs: linear}\n")
+    assert main(["validate", str(spec)]) == 2
+    assert "did you mean 'kinetics'" in capsys.readouterr().err
+    spec.write_text("name: s\nequation: spm\ndegradation: {deg_i0_a: [4, 0.5]}\n")
+    assert main(["validate", str(spec)]) == 2
+    assert "degradation" in capsys.readouterr().err
+    out = tmp_path / "curve.csv"
+    assert main(["data", "spm", "--out", str(out), "--points", "20", "--deg-ds-c", "3"]) == 0
+    t, v = read_voltage_csv(out)
+    assert t.size == 20 and 3.5 < v.min() < v.max() < 4.6
