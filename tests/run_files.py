@@ -25,6 +25,7 @@ LONG = {
     "tests/test_notebooks.py",
     "tests/test_trainer.py",
     "tests/regression/test_glioma.py",
+    "tests/regression/test_battery.py",
 }  # long files that start early
 
 
