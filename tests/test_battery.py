@@ -159,3 +159,41 @@ def test_command_line_errors(tmp_path, capsys):
     assert main(["data", "spm", "--out", str(out), "--points", "20", "--deg-ds-c", "3"]) == 0
     t, v = read_voltage_csv(out)
     assert t.size == 20 and 3.5 < v.min() < v.max() < 4.6
+
+
+def test_an_interrupted_battery_run_resumes_to_the_same_surrogate(tmp_path):
+    """Ctrl-C during level 2 keeps level 1 (checkpoint/); --resume trains level 2 and ends
+    where an uninterrupted run ends."""
+    import json
+    import pathlib
+
+    import pinnkit
+    from pinnkit.errors import InterruptedRun
+
+    spec = pathlib.Path(__file__).resolve().parents[1] / "problems" / "spm_surrogate.yaml"
+    overrides = [
+        "train.levels.0.adam_steps=100",
+        "train.levels.0.lbfgs_steps=0",
+        "train.levels.1.adam_steps=100",
+        "train.levels.1.lbfgs_steps=0",
+        "train.levels.0.points=64",
+        "train.levels.1.points=64",
+        "reference.grid=2",
+        "reference.times=11",
+    ]
+
+    def ctrl_c(entry):
+        if entry["phase"] == "level 2":
+            raise KeyboardInterrupt
+
+    out = tmp_path / "stopped"
+    with pytest.raises(InterruptedRun):
+        pinnkit.solve(spec, out=out, overrides=overrides, progress=False, log=ctrl_c)
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
+    assert (out / "checkpoint" / "meta.json").exists()
+    assert main(["solve", "--resume", str(out), "--quiet"]) == 0
+    whole = tmp_path / "whole"
+    pinnkit.solve(spec, out=whole, overrides=overrides, progress=False)
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (out, whole))
+    assert a["status"] == "ok" and len(a["levels"]) == 2
+    assert a["errors"]["voltage"] == b["errors"]["voltage"]

@@ -142,6 +142,8 @@ def solve_battery(
         S.save(model, configs, ckpt)
         records_done.append(record)
         (ckpt / "records.json").write_text(json.dumps(records_done))
+        # meta.json last: `pinnkit solve --resume` looks for it
+        (ckpt / "meta.json").write_text(json.dumps({"levels": len(model.levels)}))
 
     x64 = spec.train.dtype == "float64"
     dtype = "float64" if x64 else "float32"
