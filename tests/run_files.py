@@ -24,9 +24,9 @@ NO_TESTS = 5  # pytest's exit code when the marks select nothing in a file
 LONG = {
     "tests/test_notebooks.py",
     "tests/test_trainer.py",
-    "tests/regression/test_glioma.py",
-    "tests/regression/test_battery.py",
-}  # long files that start early
+    "tests/test_gliodil.py",
+    "tests/test_battery.py",
+}  # long unit files that start early (the regression files all run first)
 
 
 def main(argv=None) -> int:
