@@ -17,42 +17,25 @@ import dataclasses
 import json
 import os
 import pathlib
-import platform
 import shutil
 
 import numpy as np
 import yaml
 
+from ._solve import _Progress, run_header
 from .errors import DivergenceError, InterruptedRun, SpecError
 from .spec.glioma import GliomaSpec
+from .spec.loader import SpecSource
 
 
-@dataclasses.dataclass(frozen=True)
-class LoadedGliomaSpec:
-    """A validated glioma spec and the folder its relative paths start from."""
+class LoadedGliomaSpec(SpecSource):
+    """A validated glioma spec (`GliomaSpec`) and the folder its relative paths start from."""
 
     spec: GliomaSpec
-    data: dict
-    base_dir: pathlib.Path
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
     def path(self, key: str) -> pathlib.Path | None:
         """The file ``patient.<key>`` names, checked to exist (None if not given)."""
-        value = getattr(self.spec.patient, key)
-        if value is None:
-            return None
-        path = pathlib.Path(value).expanduser()
-        path = path if path.is_absolute() else self.base_dir / path
-        if not path.is_file():
-            raise SpecError(
-                f"no file {str(path)!r}; give a path relative to the spec's folder "
-                f"({str(self.base_dir)!r}) or an absolute one",
-                path=f"patient.{key}",
-            )
-        return path
+        return self.file(getattr(self.spec.patient, key), f"patient.{key}")
 
     def dimension(self) -> int:
         if self.spec.patient.dimension is not None:
@@ -85,13 +68,12 @@ class LoadedGliomaSpec:
 
         wm, affine = read("wm")
         gm, affine_gm = read("gm")
-        for key, array, aff in (("gm", gm, affine_gm),):
-            if array.shape != wm.shape or not np.allclose(aff, affine, atol=1e-3):
-                raise SpecError(
-                    f"expected the white-matter map's grid {wm.shape} (and affine), got "
-                    f"{array.shape}; resample the maps to one grid",
-                    path=f"patient.{key}",
-                )
+        if gm.shape != wm.shape or not np.allclose(affine_gm, affine, atol=1e-3):
+            raise SpecError(
+                f"expected the white-matter map's grid {wm.shape} (and affine), got "
+                f"{gm.shape}; resample the maps to one grid",
+                path="patient.gm",
+            )
         try:
             anatomy = glioma.Anatomy.from_maps(wm, gm, affine)
         except SpecError as e:
@@ -225,29 +207,15 @@ class GliomaRun:
         return lines
 
 
-def _base_summary(loaded: LoadedGliomaSpec, status: str) -> dict:
-    import jax
-
-    from ._solve import __version__, _device
-
-    return {
-        "problem": loaded.name,
-        "backend": "gliodil",
-        "status": status,
-        "device": _device(),
-        "dtype": "float64",
-        "seed": None,
-        "pinnkit_version": __version__,
-        "python": platform.python_version(),
-        "jax_version": jax.__version__,
-    }
-
-
 def _write_partial(loaded, run_dir, status, message) -> None:
     """summary.json of a run that stopped early (the checkpoint holds its state)."""
     meta = run_dir / "checkpoint" / "meta.json"
     steps = json.loads(meta.read_text())["step"] if meta.exists() else 0
-    summary = {**_base_summary(loaded, status), "steps": steps, "message": message}
+    summary = {
+        **run_header(loaded.name, "gliodil", status, "float64", None),
+        "steps": steps,
+        "message": message,
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
@@ -260,7 +228,6 @@ def solve_glioma(
     log=None,
 ) -> GliomaRun:
     """Run GliODIL on a glioma spec and write the run directory (module docstring)."""
-    from ._solve import _Progress
     from .reference import gliodil
 
     spec = loaded.spec
@@ -347,7 +314,7 @@ def write_glioma_outputs(loaded, result, anatomy, truth, run_dir: pathlib.Path) 
     steps = found.pop("steps")
     total_steps = steps * len(found["starts"])
     summary = {
-        **_base_summary(loaded, "ok"),
+        **run_header(loaded.name, "gliodil", "ok", "float64", None),
         "steps": total_steps,
         "steps_per_start": steps,
         "wall_s": round(result.wall_time_s, 3),

@@ -297,6 +297,22 @@ def _read_history(path: pathlib.Path) -> list:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def run_header(problem: str, backend: str, status: str, dtype: str, seed) -> dict:
+    """The keys of summary.json that every kind of run shares (DESIGN.md §6) but its steps,
+    times, losses, errors and unknowns."""
+    return {
+        "problem": problem,
+        "backend": backend,
+        "status": status,
+        "device": _device(),
+        "dtype": dtype,
+        "seed": seed,
+        "pinnkit_version": __version__,
+        "python": platform.python_version(),
+        "jax_version": jax.__version__,
+    }
+
+
 def summary_of(solution: Solution, errors: dict) -> dict:
     r = solution.record
     last = r.history[-1] if r.history else {}

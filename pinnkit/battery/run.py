@@ -22,28 +22,21 @@ import yaml
 
 from pinnkit.errors import DivergenceError, InterruptedRun, SpecError
 from pinnkit.spec.battery import BatterySpec
+from pinnkit.spec.loader import SpecSource
 
 
-@dataclasses.dataclass(frozen=True)
-class LoadedBatterySpec:
-    """A validated battery spec and the folder its relative paths start from."""
+class LoadedBatterySpec(SpecSource):
+    """A validated battery spec (`BatterySpec`) and the folder its relative paths start
+    from."""
 
     spec: BatterySpec
-    data: dict
-    base_dir: pathlib.Path
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
     def parameters(self):
         from pinnkit.reference import spm
 
-        f = self.spec.equation.parameters
-        if f is None:
+        path = self.file(self.spec.equation.parameters, "equation.parameters")
+        if path is None:
             return spm.SPMParameters()
-        path = pathlib.Path(f).expanduser()
-        path = path if path.is_absolute() else self.base_dir / path
         try:
             return spm.load_spm_parameters(path)
         except SpecError as e:
@@ -178,16 +171,18 @@ def solve_battery(
 
 
 def _partial(loaded, run_dir, status, message):
-    from pinnkit._glioma import _base_summary
+    from pinnkit._solve import run_header
 
-    summary = {**_base_summary(loaded, status), "backend": "spm_pinn", "message": message}
+    spec = loaded.spec
+    header = run_header(loaded.name, "spm_pinn", status, spec.train.dtype, spec.train.seed)
+    summary = {**header, "message": message}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def write_battery_outputs(loaded, model, configs, records, run_dir: pathlib.Path) -> dict:
     import jax
 
-    from pinnkit._glioma import _base_summary
+    from pinnkit._solve import run_header
     from pinnkit.reference import spm
 
     from . import surrogate as S
@@ -230,10 +225,7 @@ def write_battery_outputs(loaded, model, configs, records, run_dir: pathlib.Path
     wall = sum(level.get("wall_s", 0.0) for level in levels)
     total = sum(c.adam_steps + c.lbfgs_steps for c in configs)
     summary = {
-        **_base_summary(loaded, "ok"),
-        "backend": "spm_pinn",
-        "dtype": spec.train.dtype,
-        "seed": spec.train.seed,
+        **run_header(loaded.name, "spm_pinn", "ok", spec.train.dtype, spec.train.seed),
         "steps": total,
         "wall_s": round(wall, 3),
         "compile_s": None,

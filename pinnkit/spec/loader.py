@@ -7,6 +7,7 @@ line, what was expected and what was got, with the closest valid key for a typo.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import pathlib
 import re
@@ -197,6 +198,35 @@ def translate(err: pydantic.ValidationError, data, lines, schema, prefix=()) -> 
     path, line, msg = messages[0]
     extra = f" (and {len(messages) - 1} more problem(s))" if len(messages) > 1 else ""
     return SpecError(msg + extra, path=path, line=line)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecSource:
+    """A validated spec of its own kind (glioma, battery), its raw data and the folder its
+    relative paths start from."""
+
+    spec: Any
+    data: dict
+    base_dir: pathlib.Path
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def file(self, value: str | None, key: str) -> pathlib.Path | None:
+        """The file a spec value names (relative to the spec's folder), checked to exist;
+        None if not given. ``key`` is the key path for the error."""
+        if value is None:
+            return None
+        path = pathlib.Path(value).expanduser()
+        path = path if path.is_absolute() else self.base_dir / path
+        if not path.is_file():
+            raise SpecError(
+                f"no file {str(path)!r}; give a path relative to the spec's folder "
+                f"({str(self.base_dir)!r}) or an absolute one",
+                path=key,
+            )
+        return path
 
 
 def validate_as(schema, data: dict, lines: dict[Path, int] | None = None):
