@@ -110,6 +110,12 @@ class GPConfig(ModelConfig):
         description="also enforce the equation at the grid cells' midpoints (steers the "
         "kernel towards accuracy between the nodes)",
     )
+    preconditioner: Literal["auto", "laplacian", "none"] = Field(
+        "auto",
+        description="preconditioner of the conjugate gradients that solve for the grid values "
+        "(2D and 3D): the fast-diagonalised Dirichlet Laplacian of the kernel, or none; auto: "
+        "laplacian where the equation has a second derivative in every coordinate",
+    )
 
     @staticmethod
     def train_defaults(train: dict) -> dict:

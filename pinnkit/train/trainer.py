@@ -89,6 +89,10 @@ class GaussNewton:
         damping: the initial ``μ``.
         cg_steps: most conjugate-gradient iterations per step.
         cg_rtol: relative tolerance of the conjugate gradients.
+        pcg_steps: most iterations where the model preconditions the solve (the gp backend's
+            ``normal_preconditioner``): preconditioned, the gradients converge in about ten,
+            after which rounding (a kernel matrix's condition number of up to ``1/jitter``)
+            keeps them from reaching ``cg_rtol``.
         dense_limit: up to this many parameters, form ``J`` and solve by QR instead.
         linear_solver: ``cg`` (matrix-free, above) or ``direct``: ``J`` assembled sparse by
             colouring (the model's ``jacobian_colours``, e.g. the odil backend's stencils;
@@ -100,6 +104,7 @@ class GaussNewton:
     damping: float = 1e-10
     cg_steps: int = 2000
     cg_rtol: float = 1e-12
+    pcg_steps: int = 15
     dense_limit: int = 4096
     linear_solver: str = "cg"
 
@@ -111,11 +116,13 @@ class GaussNewton:
             )
 
 
-def normal_system(config: GaussNewton, jvp, sub, mu):
+def normal_system(config: GaussNewton, jvp, sub, mu, precondition=None):
     """The damped normal matrix ``H = JᵀJ + μI`` of a linearised residual ``jvp`` at
     ``sub``, as ``(inverse, qr)``: ``inverse(b) = H⁻¹ b`` on the group's pytree, and when
     the group is small (``dense_limit``) the QR factors of ``[J; √μ I]`` with the
-    unflattening, else ``None`` (then ``inverse`` is matrix-free CG)."""
+    unflattening, else ``None`` (then ``inverse`` is matrix-free CG, preconditioned by
+    ``precondition``, a symmetric positive definite ``M ≈ H⁻¹`` on the group's pytree, where
+    the model gives one)."""
     flat, unravel = jax.flatten_util.ravel_pytree(sub)
     if flat.size <= config.dense_limit:
         jac = jax.vmap(lambda v: jax.flatten_util.ravel_pytree(jvp(unravel(v)))[0])(
@@ -138,18 +145,24 @@ def normal_system(config: GaussNewton, jvp, sub, mu):
     operator = lx.FunctionLinearOperator(
         normal, jax.eval_shape(lambda: sub), tags=lx.positive_semidefinite_tag
     )
-    solver = lx.CG(rtol=config.cg_rtol, atol=0.0, max_steps=config.cg_steps)
+    steps = config.cg_steps if precondition is None else min(config.cg_steps, config.pcg_steps)
+    solver = lx.CG(rtol=config.cg_rtol, atol=0.0, max_steps=steps)
+    options = {}
+    if precondition is not None:
+        options["preconditioner"] = lx.FunctionLinearOperator(
+            precondition, jax.eval_shape(lambda: sub), tags=lx.positive_semidefinite_tag
+        )
 
     def cg(matvec, b):
         del matvec
-        return lx.linear_solve(operator, b, solver, throw=False).value
+        return lx.linear_solve(operator, b, solver, options=options, throw=False).value
 
     # H is symmetric: its solve is its own transpose, so reverse mode through ``inverse`` is
     # one more CG solve (and a solve that stops at ``cg_steps`` does not raise there either).
     return (lambda b: jax.lax.custom_linear_solve(normal, b, cg, symmetric=True)), None
 
 
-def implicit_solution(residual, sub, rest, config: GaussNewton, mu):
+def implicit_solution(residual, sub, rest, config: GaussNewton, mu, precondition=None):
     """The minimiser ``z*(θ)`` of ``‖residual(z, θ)‖²``, given at ``sub`` (``≈ z*``), as a
     differentiable function of ``rest`` (``θ``) by the implicit function theorem.
 
@@ -157,12 +170,13 @@ def implicit_solution(residual, sub, rest, config: GaussNewton, mu):
     μI`` held fixed, is ``z*`` itself (``g`` vanishes at the optimum; if ``sub`` is not quite
     optimal this is one more Gauss–Newton correction), and its derivative ``-H⁻¹ ∂g/∂θ`` is
     ``dz*/dθ``. Reverse mode costs one adjoint solve with ``H`` and never differentiates through
-    the solver's iterations. Returns the group's pytree.
+    the solver's iterations. ``precondition``: see `normal_system`. Returns the group's
+    pytree.
     """
     z = jax.lax.stop_gradient(sub)
     fixed = jax.lax.stop_gradient(rest)
     _, jvp = jax.linearize(lambda s: residual(s, fixed), z)
-    inverse, _ = normal_system(config, jvp, z, mu)
+    inverse, _ = normal_system(config, jvp, z, mu, precondition)
     r, pullback = jax.vjp(lambda s: residual(s, rest), z)
     delta = inverse(pullback(r)[0])
     return jax.tree.map(lambda a, b: a - b, z, delta)
@@ -394,6 +408,15 @@ def train(
 
         return sub, rest, residual
 
+    def group_preconditioner(group, params):
+        """The model's preconditioner of a group's normal equations at ``params`` (a function
+        on the group's pytree), or None."""
+        if group is None or not hasattr(model, "normal_preconditioner"):
+            return None
+        m, _ = eqx.combine(params, static)
+        apply = m.normal_preconditioner(group)
+        return None if apply is None else (lambda s: (apply(s[0]), s[1]))
+
     def group_colours(group) -> np.ndarray:
         """A Jacobian colour for each flat parameter of the group (`pinnkit.train.sparse`):
         the model's own ``jacobian_colours`` where it has them, a colour each otherwise."""
@@ -420,7 +443,8 @@ def train(
         r, jvp = jax.linearize(residual, sub)
         inverse, qr = (None, None)
         if config.linear_solver == "cg":
-            inverse, qr = normal_system(config, jvp, sub, mu)
+            precondition = group_preconditioner(group, params)
+            inverse, qr = normal_system(config, jvp, sub, mu, precondition)
         if inverse is None:
             _, unravel = jax.flatten_util.ravel_pytree(sub)
             colours = group_colours(group)
@@ -538,7 +562,8 @@ def train(
                         # midpoint residuals) see how z* moves; for the others it is the
                         # envelope theorem.
                         sub, rest, residual = group_residual(phase.solve, p, points, weights)
-                        z = implicit_solution(residual, sub, rest, adjoint, mu0)
+                        precondition = group_preconditioner(phase.solve, p)
+                        z = implicit_solution(residual, sub, rest, adjoint, mu0, precondition)
                         return eqx.combine(z, rest)
 
                 (loss, _), grads = jax.value_and_grad(objective_fn, has_aux=True)(
