@@ -51,8 +51,8 @@ from .errors import PinnkitError as PinnkitError
 from .errors import SpecError as SpecError
 from .train.checkpoint import Checkpointer as Checkpointer
 from .train.solution import Solution as Solution
-from .train.trainer import Phase as Phase
-from .train.trainer import lbfgs_phase as lbfgs_phase
+from .train.steps import Phase as Phase
+from .train.steps import lbfgs_phase as lbfgs_phase
 from .train.trainer import train as train
 from .train.weighting import Causal as Causal
 from .train.weighting import Fixed as Fixed

@@ -252,7 +252,7 @@ def test_variable_projection_gradient_matches_the_profile_derivative(dense_limit
     """d/dθ L(z*(θ), θ) for z*(θ) = argmin ‖A(θ) z - b(θ)‖² + ‖z‖², with L depending on z
     beyond the solved residual (as the gp's midpoint terms do): the implicit derivative must
     match autodiff through a dense direct solve, on both the QR and the CG path."""
-    from pinnkit.train.trainer import GaussNewton, implicit_solution
+    from pinnkit.train.steps import GaussNewton, implicit_solution
 
     with jax.enable_x64(True):
         base = jax.random.normal(jax.random.key(0), (12, 7), jnp.float64)

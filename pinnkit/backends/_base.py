@@ -22,6 +22,7 @@ from jaxtyping import Array, Float
 
 from ..core.derivatives import AbstractDerivatives
 from ..core.domain import Derivative, derivative_name
+from ..errors import SpecError
 
 
 class AbstractModel(eqx.Module):
@@ -53,6 +54,44 @@ class AbstractModel(eqx.Module):
     def penalty_weights(self) -> dict[str, float]:
         """The loss weight of each of `penalties`."""
         return {}
+
+    # Hooks of the optimizer steps (`pinnkit.train.steps`); the defaults mean "none".
+
+    def parameter_group(self, name: str):
+        """A filter pytree over the model selecting one named group of its parameters, for a
+        phase that trains (or solves for) only that group (``train.phases[i].params``)."""
+        raise SpecError(
+            f"the {type(self).__name__} model has no parameter groups (asked for {name!r})",
+            path="train.phases.params",
+        )
+
+    def normal_preconditioner(self, group: str):
+        """A symmetric positive definite approximation of the inverse normal matrix of a
+        Gauss–Newton solve for ``group``, as a function on the group's pytree; or None."""
+        del group
+        return None
+
+    def jacobian_colours(self):
+        """A pytree like the model with an integer colour per parameter, such that parameters
+        of one colour never share a residual row (structurally orthogonal Jacobian columns,
+        `pinnkit.train.sparse`); or None (a colour each)."""
+        return None
+
+
+class _PlainModel(AbstractModel):
+    """The hooks of a model that is not an `AbstractModel` (any pytree): none."""
+
+    def fields_at(self, points, requests):
+        raise NotImplementedError("a bug: _PlainModel only stands in for a model's hooks")
+
+
+_PLAIN = _PlainModel()
+
+
+def hooks_of(model) -> AbstractModel:
+    """The model itself where it declares the hooks (an `AbstractModel`), else an object whose
+    hooks all say "none"."""
+    return model if isinstance(model, AbstractModel) else _PLAIN
 
 
 class Frozen(eqx.Module):

@@ -9,6 +9,7 @@ model (hard constraints) are left out.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
@@ -46,7 +47,49 @@ class _Group:
     quadrature: tuple | None = None  # integral: (axes, nodes (q, k), weights (q,))
 
 
-class Objective:
+class AbstractObjective(abc.ABC):
+    """What the trainer asks of an objective (`pinnkit.train.train`).
+
+    ``terms`` (a list of `Term`), ``dtype``, ``sampler`` (with ``resamples``: whether a new
+    draw gives new points); ``sample(score=, key=)`` the points (a dict of arrays, possibly
+    empty); ``squared(model, unknowns, points)`` each term's values; ``reduce(squared,
+    points, causal, causal_weights)`` each term's scalar. The rest have defaults: no residual
+    score (``score``), no least-squares form (``least_squares``, needed by Gauss–Newton
+    steps) and no causal weighting.
+    """
+
+    terms: list
+    dtype: object
+    sampler: object
+
+    @abc.abstractmethod
+    def sample(self, *, score=None, key: PRNGKeyArray) -> dict[str, Array]: ...
+
+    @abc.abstractmethod
+    def squared(self, model, unknowns, points: Mapping[str, Array]) -> dict[str, Array]: ...
+
+    def reduce(self, squared, points, causal=None, causal_weights=None) -> dict[str, Array]:
+        """Each term's sum (the default: ``squared`` holds the scalars already summed)."""
+        del points, causal, causal_weights
+        return {t.name: jnp.sum(squared[t.name]) for t in self.terms}
+
+    def score(self, model, unknowns):
+        """A function of points ranking them for residual-based sampling, or None."""
+        del model, unknowns
+        return None
+
+    def least_squares(self, model, unknowns, points, weights: Mapping[str, Array]) -> Array:
+        """The stacked weighted residual vector whose squared norm is the loss."""
+        raise SpecError(
+            f"{type(self).__name__} has no least-squares form: use a gradient optimizer",
+            path="train.optimizer",
+        )
+
+    def causal_weights(self, squared, points, causal):
+        raise SpecError(f"{type(self).__name__} has no causal weighting", path="train.causal")
+
+
+class Objective(AbstractObjective):
     """Loss terms of a problem.
 
     Arguments:

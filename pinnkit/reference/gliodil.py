@@ -55,13 +55,13 @@ Where pinnkit differs from the paper (and its code, github.com/m1balcerak/GliODI
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
 import math
 import os
 import pathlib
+import shutil
 import time
 from collections.abc import Callable, Sequence
 
@@ -73,6 +73,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float
 
+from pinnkit.core.objective import AbstractObjective, Term
 from pinnkit.errors import DivergenceError, InterruptedRun, SpecError
 from pinnkit.reference import glioma
 from pinnkit.reference.glioma import (
@@ -89,7 +90,15 @@ from pinnkit.reference.glioma import (
     write_nifti,
 )
 from pinnkit.train.checkpoint import Checkpointer
-from pinnkit.train.trainer import _Signals
+from pinnkit.train.steps import (
+    AbstractSeparable,
+    AbstractStep,
+    EliminatedGaussNewtonStep,
+    LineSearchStep,
+    OptaxStep,
+    Phase,
+)
+from pinnkit.train.trainer import train
 
 __all__ = [
     "GaussNewton",
@@ -1027,7 +1036,6 @@ def infer(
     if isinstance(steps, bool) or int(steps) != steps or steps < 0:
         raise SpecError(f"expected a number of steps >= 0, got {steps!r}", path="steps")
     steps = int(steps)
-    optimizer = GaussNewton() if optimizer is None else optimizer
     with jax.enable_x64(True):
         problem, starts = setup(
             data,
@@ -1041,35 +1049,23 @@ def infer(
             ratios=ratios,
             initial=initial,
         )
-        init, step = _optimiser(problem, optimizer)
-        runs, current, elapsed = _restore(checkpoint, problem, starts, init)
-        signals = _Signals()
-        with signals.installed() if checkpoint is not None else contextlib.nullcontext():
-            for index in range(len(runs), len(starts)):
-                z0, start_params = starts[index]
-                state, history = current if current is not None else (init(z0), None)
-                current = None
-                report = None
-                if callback is not None:
-                    report = lambda k, loss, p, i=index: callback(k, loss, {**p, "start": i})
-
-                def save(state, losses, terms, index=index, start_params=start_params):
-                    _save(
-                        checkpoint,
-                        problem,
-                        runs,
-                        index,
-                        state,
-                        losses,
-                        terms,
-                        start_params,
-                        elapsed + time.perf_counter() - start,
-                    )
-
-                z, losses, terms = _optimise(
-                    problem, state, history, steps, step, report, save, signals
-                )
-                runs.append({"z": z, "losses": losses, "terms": terms, "start": start_params})
+        objective = GliodilObjective(problem)
+        phase = Phase(_step_of(optimizer, starts[0][0]), steps)
+        store = _Store(checkpoint, problem, starts)
+        runs, elapsed = store.restore()
+        for index in range(len(runs), len(starts)):
+            z, losses, terms = _optimise(
+                objective,
+                index,
+                starts[index],
+                phase,
+                store,
+                runs,
+                callback,
+                elapsed + time.perf_counter() - start,
+            )
+            runs.append({"z": z, "losses": losses, "terms": terms, "start": starts[index][1]})
+            store.finished(runs, elapsed + time.perf_counter() - start)
         for run in runs:
             run["summary"] = {
                 "initial": _jsonable(run["start"]),
@@ -1107,35 +1103,83 @@ def infer(
     )
 
 
-class GaussNewton(eqx.Module):
-    """Levenberg–Marquardt on the parameters with the field eliminated: variable projection
-    (Golub & Pereyra, "The differentiation of pseudo-inverses and nonlinear least squares
-    problems whose variables separate", SIAM J. Numer. Anal. 10, 1973).
+GaussNewton = EliminatedGaussNewtonStep
+"""GliODIL's default optimiser: Levenberg–Marquardt on the parameters with the field
+eliminated (`pinnkit.train.steps.EliminatedGaussNewtonStep`). The physics rows (initial
+condition and PDE) are square in c: for any parameters theta there is one field that zeroes
+them, the Crank–Nicolson solution c(theta); each step solves for it, differentiates the data
+rows through that solve in forward mode and takes a damped Gauss–Newton step for theta (7
+unknowns in 2D). Unlike the whole-vector method it needs no linear solve over the field, which
+fills in like a 3D grid's and whose damped steps the e^(rho T) growth of early perturbations
+makes ill-conditioned.
 
-    The physics rows (initial condition and PDE) are square in c: for any parameters theta
-    there is one field that zeroes them, the Crank–Nicolson solution c(theta). Each step
-    solves for it (the c-part of a Gauss–Newton step, iterated to convergence), gets the
-    sensitivities dc(1)/dtheta by forward-mode differentiation through the solve, and takes a
-    damped Gauss–Newton step for theta on the data rows (7 unknowns in 2D: a dense solve),
-    with Marquardt's scaling and the gain-ratio rule of `pinnkit.train.trainer`. This is the
-    whole-vector Gauss–Newton method in the limit of heavy physics weights; unlike it, it
-    needs no linear solve over the field, which fills in like a 3D grid's (minutes per
-    factorisation at the default patient's size) and whose damped steps the e^(rho T)
-    growth of early perturbations makes ill-conditioned.
-
-    The seed's cutoff (c0 = 0 below 0.1) makes the loss a fine staircase in the origin: when
-    a voxel crosses it the linear model misses the jump, the step is rejected and the damping
-    grows, so the last digits of the loss come slowly (a few tenths of a millimetre of origin).
-
-    Attributes:
-        damping: the initial damping mu, relative to diag(J^T J).
-    """
-
-    damping: float = 1e-3
+The seed's cutoff (c0 = 0 below 0.1) makes the loss a fine staircase in the origin: when a
+voxel crosses it the linear model misses the jump, the step is rejected and the damping grows,
+so the last digits of the loss come slowly (a few tenths of a millimetre of origin)."""
 
 
-def _terms(problem: GliodilProblem, z: Array) -> dict[str, Array]:
-    return {k: jnp.sum(v**2) for k, v in problem.residuals(z).items()}
+class Unknowns(eqx.Module):
+    """The model the trainer moves for GliODIL: the unknown vector z of a `GliodilProblem`."""
+
+    z: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class _NoDraws:
+    resamples: bool = False
+
+
+TERMS = ("pde", "initial", "segmentation", "pet")
+
+
+class GliodilObjective(AbstractObjective, AbstractSeparable):
+    """The GliODIL loss of a problem as an objective of `pinnkit.train.train`: one term per
+    kind of residual row (each the sum of its squared, already weighted rows), no points; and
+    its separable form (the field eliminated by the Crank–Nicolson solve) for
+    `EliminatedGaussNewtonStep`."""
+
+    def __init__(self, problem: GliodilProblem):
+        self.problem = problem
+        self.terms = [Term(name, name, "residual") for name in TERMS]
+        self.dtype = jnp.float64
+        self.sampler = _NoDraws()
+
+    def sample(self, *, score=None, key) -> dict:
+        del score, key
+        return {}
+
+    def squared(self, model, unknowns, points) -> dict:
+        del unknowns, points
+        return {k: jnp.sum(v**2) for k, v in self.problem.residuals(model.z).items()}
+
+    def least_squares(self, model, unknowns, points, weights):
+        del unknowns, points, weights  # the rows carry their weights
+        return self.problem.flat(model.z)
+
+    def theta_of(self, params):
+        return params[0].z[self.problem.n_field :]
+
+    def eliminate(self, theta):
+        return self.problem.forward(theta)
+
+    def data_residual(self, theta, field):
+        return self.problem.gather(self.problem.rows(field, theta)[1])
+
+    def assemble(self, params, theta, field):
+        return eqx.tree_at(lambda p: p[0].z, params, self.problem.unknowns(field, theta))
+
+
+def _step_of(optimizer, z0) -> AbstractStep:
+    """The trainer's step for `infer`'s ``optimizer``: a step object as it is; an optax
+    transformation whose state keeps the loss value (L-BFGS) with its line search, any other
+    as a plain gradient step (whose non-finite loss is a divergence)."""
+    if optimizer is None:
+        return GaussNewton()
+    if isinstance(optimizer, AbstractStep):
+        return optimizer
+    if optax.tree_utils.tree_get(optimizer.init(z0), "value", None) is not None:
+        return LineSearchStep(optimizer, "lbfgs")
+    return OptaxStep(optimizer, "optax")
 
 
 def _jsonable(params: dict) -> dict:
@@ -1144,141 +1188,133 @@ def _jsonable(params: dict) -> dict:
     }
 
 
-def _optimiser(problem: GliodilProblem, optimizer):
-    """(init, step): the optimiser's state from an unknown vector, and one compiled step."""
-    if isinstance(optimizer, GaussNewton):
-        return (
-            lambda z: (z, jnp.asarray(optimizer.damping, z.dtype)),
-            _variable_projection(problem),
-        )
-    return (lambda z: (z, optimizer.init(z))), _first_order(problem, optimizer)
+class _Store:
+    """`infer`'s checkpoint folder: ``meta.json`` and ``state-*.eqx`` (the finished starts'
+    unknown vectors, the histories, the time spent), and ``start<i>/``, the trainer's checkpoint
+    of the start in progress. Every file is written atomically (`Checkpointer`), the trainer's
+    after the history that covers it, so a kill at any moment leaves a state to resume."""
 
+    def __init__(self, directory, problem: GliodilProblem, starts):
+        self.directory = None if directory is None else pathlib.Path(directory)
+        self.problem, self.starts = problem, starts
+        self.meta: dict = {}
 
-def _optimise(problem, state, history, steps, step, callback, save, signals):
-    """Run to ``steps`` steps from ``state``, whose ``history`` (losses, terms) is that of the
-    steps already done (None: none). Returns (final z, losses, terms)."""
-    if history is None:
-        z = state[0]
-        terms = {k: [float(v)] for k, v in jax.jit(lambda z: _terms(problem, z))(z).items()}
-        losses = [sum(v[0] for v in terms.values())]
-        save(state, losses, terms)
-    else:
-        losses, terms = history
-    for k in range(len(losses) - 1, steps):
-        if signals.caught is not None:
-            raise InterruptedRun(f"stopped after step {k} of {steps}; the checkpoint is kept")
-        new_state, loss, new_terms = step(state)
-        if not math.isfinite(float(loss)):
-            raise DivergenceError(
-                f"step {k + 1} gave a non-finite loss ({float(loss)}); the last finite state is "
-                "kept. Lower the learning rate, or use the Gauss–Newton optimiser"
+    def checkpointer(self, index: int) -> Checkpointer | None:
+        return None if self.directory is None else Checkpointer(self.directory / f"start{index}")
+
+    def restore(self) -> tuple[list, float]:
+        """(the finished starts, seconds already spent); nothing without a checkpoint."""
+        if self.directory is None or not Checkpointer(self.directory).exists():
+            return [], 0.0
+        top = Checkpointer(self.directory)
+        meta = top.meta()
+        n = self.problem.n_unknowns
+        if meta.get("n_unknowns") != n or meta.get("start", len(self.starts)) > len(self.starts):
+            raise SpecError(
+                f"the checkpoint in {str(self.directory)!r} is of another problem "
+                f"({meta.get('n_unknowns')} unknowns, start {meta.get('start')}; this one has "
+                f"{n} unknowns and {len(self.starts)} starts); remove it or choose another folder",
+                path="checkpoint",
             )
-        state = new_state
-        losses.append(float(loss))
-        for name, value in new_terms.items():
-            terms[name].append(float(value))
-        save(state, losses, terms)
+        saved, _ = top.load({"done": jnp.zeros((len(meta["runs"]), n))})
+        runs = [
+            {"z": z, "losses": run["losses"], "terms": run["terms"], "start": self.starts[i][1]}
+            for i, (z, run) in enumerate(zip(saved["done"], meta["runs"], strict=True))
+        ]
+        self.meta = meta
+        return runs, float(meta["elapsed_s"])
+
+    def current(self, index: int):
+        """(resume, (losses, terms) or None): the history of start ``index`` cut back to its
+        trainer checkpoint's step."""
+        ckpt = self.checkpointer(index)
+        current = self.meta.get("current")
+        if ckpt is None or not ckpt.exists() or current is None or current["index"] != index:
+            return False, None
+        step = int(ckpt.meta()["step"])
+        losses = current["losses"][: step + 1]
+        terms = {k: v[: step + 1] for k, v in current["terms"].items()}
+        return True, (losses, terms)
+
+    def save(self, runs, elapsed, current=None) -> None:
+        if self.directory is None:
+            return
+        n = self.problem.n_unknowns
+        done = jnp.stack([run["z"] for run in runs]) if runs else jnp.zeros((0, n))
+        self.meta = {
+            "step": sum(len(run["losses"]) for run in runs)
+            + (len(current["losses"]) if current else 0),
+            "n_unknowns": n,
+            "start": len(runs),
+            "runs": [
+                {"losses": run["losses"], "terms": run["terms"], "start": _jsonable(run["start"])}
+                for run in runs
+            ],
+            "current": current,
+            "elapsed_s": elapsed,
+        }
+        Checkpointer(self.directory).save({"done": done}, self.meta)
+
+    def finished(self, runs, elapsed) -> None:
+        """Record a finished start, then drop its trainer checkpoint."""
+        self.save(runs, elapsed)
+        if self.directory is not None:
+            shutil.rmtree(self.directory / f"start{len(runs) - 1}", ignore_errors=True)
+
+
+def _optimise(objective, index, start, phase, store, runs, callback, elapsed):
+    """Run one start through the trainer, continuing its checkpoint if there is one. Returns
+    (final z, losses, terms), the histories from the start's initial loss on."""
+    problem = objective.problem
+    z0, start_params = start
+    resume, history = store.current(index)
+    if history is None:
+        first = jax.jit(lambda z: objective.squared(Unknowns(z), {}, {}))(z0)
+        terms = {k: [float(v)] for k, v in first.items()}
+        history = ([sum(v[0] for v in terms.values())], terms)
+    losses, terms = history
+    t0 = time.perf_counter()
+
+    def progress():
+        current = {"index": index, "losses": losses, "terms": terms}
+        store.save(runs, elapsed + time.perf_counter() - t0, current)
+
+    progress()
+
+    def monitor(model, unknowns):
+        del unknowns
+        return {"parameters": problem.parameters(model.z[problem.n_field :])}
+
+    def log(entry):
+        losses.append(entry["loss"])
+        for name, value in entry["terms"].items():
+            terms[name].append(value)
+        progress()  # before the trainer's checkpoint of this step
         if callback is not None:
-            theta = state[0][problem.n_field :]
-            params = {n: np.asarray(v) for n, v in problem.parameters(theta).items()}
-            callback(k + 1, losses[-1], params)
-    return state[0], losses, terms
+            params = {n: np.asarray(v) for n, v in entry["parameters"].items()}
+            callback(entry["step"], entry["loss"], {**params, "start": index})
 
-
-def _save(checkpoint, problem, runs, index, state, losses, terms, start_params, elapsed):
-    """Write the state of `infer` (finished starts, and the current one) atomically."""
-    if checkpoint is None:
-        return
-    done = jnp.stack([run["z"] for run in runs]) if runs else jnp.zeros((0, problem.n_unknowns))
-    meta = {
-        "step": sum(len(run["losses"]) for run in runs) + len(losses),
-        "n_unknowns": problem.n_unknowns,
-        "start": index,
-        "runs": [
-            {"losses": run["losses"], "terms": run["terms"], "start": _jsonable(run["start"])}
-            for run in runs
-        ],
-        "current": {"losses": losses, "terms": terms, "start": _jsonable(start_params)},
-        "elapsed_s": elapsed,
-    }
-    Checkpointer(checkpoint).save({"done": done, "state": state}, meta)
-
-
-def _restore(checkpoint, problem, starts, init):
-    """(finished runs, (state, history) of the current start or None, seconds already spent)
-    from a checkpoint of the same problem; nothing if there is none."""
-    if checkpoint is None or not Checkpointer(checkpoint).exists():
-        return [], None, 0.0
-    ckpt = Checkpointer(checkpoint)
-    meta = ckpt.meta()
-    if meta.get("n_unknowns") != problem.n_unknowns or meta.get("start", len(starts)) >= len(
-        starts
-    ):
-        raise SpecError(
-            f"the checkpoint in {str(checkpoint)!r} is of another problem ({meta.get('n_unknowns')}"
-            f" unknowns, start {meta.get('start')}; this one has {problem.n_unknowns} unknowns "
-            f"and {len(starts)} starts); remove it or choose another folder",
-            path="checkpoint",
+    model, _, record = train(
+        None,
+        Unknowns(jnp.asarray(z0)),
+        phases=[phase],
+        objective=objective,
+        unknowns={},
+        chunk=1,
+        checkpoint=store.checkpointer(index),
+        checkpoint_every=1,
+        resume=resume,
+        log=log,
+        monitor=monitor,
+        key=jax.random.key(0),
+    )
+    if record.status == "diverged":
+        raise DivergenceError(
+            f"a step of start {index} gave a non-finite loss; the last finite state is kept. "
+            "Lower the learning rate, or use the Gauss–Newton optimiser"
         )
-    index = int(meta["start"])
-    template = {
-        "done": jnp.zeros((len(meta["runs"]), problem.n_unknowns)),
-        "state": init(starts[index][0]),
-    }
-    saved, _ = ckpt.load(template)
-    runs = [
-        {"z": z, "losses": run["losses"], "terms": run["terms"], "start": starts[i][1]}
-        for i, (z, run) in enumerate(zip(saved["done"], meta["runs"], strict=True))
-    ]
-    current = meta["current"]
-    return runs, (saved["state"], (current["losses"], current["terms"])), float(meta["elapsed_s"])
-
-
-def _variable_projection(problem: GliodilProblem):
-    """One compiled step of `GaussNewton` on the state (z, mu)."""
-
-    def data_rows(theta, c=None):
-        c = problem.forward(theta) if c is None else c
-        return problem.gather(problem.rows(c, theta)[1])
-
-    @jax.jit
-    def step(state):
-        z, mu = state
-        theta = z[problem.n_field :]
-        r, jvp = jax.linearize(data_rows, theta)
-        J = jax.vmap(jvp, out_axes=1)(jnp.eye(theta.size, dtype=z.dtype))
-        H = J.T @ J
-        scaling = jnp.diag(H) + 1e-9 * jnp.max(jnp.diag(H)) + 1e-30
-        dtheta = jnp.linalg.solve(H + mu * jnp.diag(scaling), -(J.T @ r))
-        trial = theta + dtheta
-        c_trial = problem.forward(trial)
-        cost = jnp.sum(r**2)
-        new_cost = jnp.sum(data_rows(trial, c_trial) ** 2)
-        predicted = jnp.sum((r + J @ dtheta) ** 2)
-        gain = (cost - new_cost) / jnp.maximum(cost - predicted, jnp.finfo(cost.dtype).tiny)
-        accept = jnp.isfinite(new_cost) & (new_cost <= cost)
-        mu_new = jnp.where(gain > 0.75, mu / 3, jnp.where(gain < 0.25, 2 * mu, mu))
-        mu_new = jnp.clip(jnp.where(accept, mu_new, 4 * mu), 1e-12, 1e12)
-        z = jnp.where(accept, problem.unknowns(c_trial, trial), z)
-        terms = _terms(problem, z)
-        return (z, mu_new), sum(terms.values()), terms
-
-    return step
-
-
-def _first_order(problem: GliodilProblem, optimizer):
-    optimizer = optax.with_extra_args_support(optimizer)
-    loss = lambda z: problem.loss(z)  # a plain function: JAX hashes what it transforms
-
-    @jax.jit
-    def step(state):
-        z, opt_state = state
-        value, grad = jax.value_and_grad(loss)(z)
-        updates, opt_state = optimizer.update(
-            grad, opt_state, z, value=value, grad=grad, value_fn=loss
+    if record.status == "interrupted":
+        raise InterruptedRun(
+            f"stopped after step {len(losses) - 1} of {phase.steps}; the checkpoint is kept"
         )
-        z = z + updates
-        terms = _terms(problem, z)
-        return (z, opt_state), sum(terms.values()), terms
-
-    return step
+    return model.z, losses, terms

@@ -33,7 +33,13 @@ from ..core.problem import (
 from ..core.sampling import RAD, Grid, Sobol, Uniform
 from ..equations import ExpressionEquation, builtin_equation, parse_symbolic
 from ..errors import SpecError, did_you_mean
-from ..train.trainer import GaussNewton, Phase, gauss_newton_phase, lbfgs_phase
+from ..train.steps import (
+    GaussNewton,
+    Phase,
+    VariableProjectionStep,
+    gauss_newton_phase,
+    lbfgs_phase,
+)
 from ..train.weighting import Causal, Fixed, GradNorm
 from .schema import (
     ModelConfig,
@@ -757,39 +763,32 @@ def build_phases(train: TrainConfig) -> list[Phase]:
     phases = []
     for i, (p, path) in enumerate(zip(phase_configs(train), paths)):
         phase = build_optimizer(p.optimizer, p.steps, path)
+        step = phase.step
+        if p.solve is not None and step.fixed_objective:
+            raise SpecError(
+                "`solve` is for gradient phases (adam and the like)",
+                path=f"train.phases[{i}].solve",
+            )
+        if p.freeze and step.fixed_objective:
+            raise SpecError(
+                "a line-search or gauss_newton phase cannot hold unknowns fixed; freeze "
+                "them in an Adam-type phase",
+                path=f"train.phases[{i}].freeze",
+            )
         if p.params is not None:
-            phase = dataclasses.replace(phase, group=p.params)
-        if p.solve is not None:
-            if phase.fixed_objective:
+            if not hasattr(step, "group"):  # spec validation, not the hot path
                 raise SpecError(
-                    "`solve` is for gradient phases (adam and the like)",
-                    path=f"train.phases[{i}].solve",
+                    "a parameter group is trained by adam-type and gauss_newton phases, not by "
+                    "a line search",
+                    path=f"train.phases[{i}].params",
                 )
-            phase = dataclasses.replace(phase, solve=p.solve)
+            step = dataclasses.replace(step, group=p.params)
         if p.freeze:
-            if phase.fixed_objective:
-                raise SpecError(
-                    "a line-search or gauss_newton phase cannot hold unknowns fixed; freeze "
-                    "them in an Adam-type phase",
-                    path=f"train.phases[{i}].freeze",
-                )
-            phase = dataclasses.replace(phase, optimizer=_freezing(phase.optimizer, p.freeze))
-        phases.append(phase)
+            step = dataclasses.replace(step, freeze=frozenset(p.freeze))
+        if p.solve is not None:
+            step = VariableProjectionStep(step, p.solve)
+        phases.append(Phase(step, p.steps))
     return phases
-
-
-def _freezing(optimizer, names) -> optax.GradientTransformation:
-    """The optimizer, with the named unknowns' updates zeroed (params are (model, unknowns))."""
-    frozen = frozenset(names)
-
-    def labels(params):
-        model, unknowns = params
-        return (
-            jax.tree_util.tree_map(lambda _: "train", model),
-            {k: "frozen" if k in frozen else "train" for k in unknowns},
-        )
-
-    return optax.multi_transform({"train": optimizer, "frozen": optax.set_to_zero()}, labels)
 
 
 def build_objective(problem: Problem, train: TrainConfig, built: BuiltModel, dtype) -> Objective:
