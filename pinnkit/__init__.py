@@ -19,11 +19,11 @@ import os as _os
 _os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from ._solve import LoadedSpec as LoadedSpec  # noqa: E402
-from ._solve import __version__ as __version__
 from ._solve import load_run as load_run
 from ._solve import load_spec as load_spec
 from ._solve import report as report
 from ._solve import solve as solve
+from ._version import __version__ as __version__
 from .backends import MLP as MLP
 from .backends import AbstractModel as AbstractModel
 from .backends import AbstractPointModel as AbstractPointModel

@@ -14,16 +14,13 @@ continues) and ``spec.resolved.yaml``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import pathlib
-import shutil
 
 import numpy as np
-import yaml
 
-from ._solve import _Progress, run_header
 from .errors import DivergenceError, InterruptedRun, SpecError
+from .report.rundir import RunDirectory, run_header
 from .spec.glioma import GliomaSpec
 from .spec.loader import SpecSource
 
@@ -207,16 +204,15 @@ class GliomaRun:
         return lines
 
 
-def _write_partial(loaded, run_dir, status, message) -> None:
-    """summary.json of a run that stopped early (the checkpoint holds its state)."""
-    meta = run_dir / "checkpoint" / "meta.json"
-    steps = json.loads(meta.read_text())["step"] if meta.exists() else 0
-    summary = {
-        **run_header(loaded.name, "gliodil", status, "float64", None),
-        "steps": steps,
-        "message": message,
-    }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+def _checkpoint_step(rundir: RunDirectory, steps: int) -> int:
+    """The metrics step a glioma checkpoint holds (``start * steps + k``, as ``on_step`` numbers
+    them): the rows after it are trained again on resume."""
+    meta = rundir.checkpoint_meta()
+    if meta is None:
+        return 0
+    if "start" in meta and "current" in meta:
+        return int(meta["start"]) * steps + len(meta["current"]["losses"]) - 1
+    return int(meta.get("step", 0))
 
 
 def solve_glioma(
@@ -232,28 +228,32 @@ def solve_glioma(
 
     spec = loaded.spec
     anatomy, seg, pet, truth = loaded.inputs()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
-    resolved = spec.model_dump(mode="json", exclude_none=True)
-    (run_dir / "spec.resolved.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-    (run_dir / "run.json").write_text(json.dumps({"base_dir": str(loaded.base_dir.resolve())}))
+    rundir = RunDirectory(run_dir)
+    rundir.create(resume=resume)
+    rundir.write_spec(spec.model_dump(mode="json", exclude_none=True), base_dir=loaded.base_dir)
     starts = 1 if _single_start(spec) else len(spec.model.ratios)
-    bar = _Progress(spec.train.steps * starts, spec.name, progress)
-    metrics = open(run_dir / "metrics.jsonl", "a" if resume else "w")
+    on_log = rundir.open_log(
+        total=spec.train.steps * starts,
+        name=spec.name,
+        progress=progress,
+        log=log,
+        resume=resume,
+        resume_step=_checkpoint_step(rundir, spec.train.steps),
+    )
 
     def on_step(k, loss, params):
-        entry = {
-            "step": int(params["start"]) * spec.train.steps + k,
-            "phase": f"start {int(params['start'])}",
-            "loss": loss,
-            **{n: np.asarray(v).tolist() for n, v in params.items() if n != "start"},
-        }
-        metrics.write(json.dumps(entry) + "\n")
-        metrics.flush()
-        bar(entry)
-        if log is not None:
-            log(entry)
+        on_log(
+            {
+                "step": int(params["start"]) * spec.train.steps + k,
+                "phase": f"start {int(params['start'])}",
+                "loss": loss,
+                **{n: np.asarray(v).tolist() for n, v in params.items() if n != "start"},
+            }
+        )
+
+    def partial(status, message):
+        header = run_header(loaded.name, "gliodil", status, "float64", None)
+        rundir.write_partial(header, message, steps=_checkpoint_step(rundir, spec.train.steps))
 
     m = spec.model
     w = m.weights
@@ -272,17 +272,16 @@ def solve_glioma(
             pad_mm=m.pad_mm,
             levels=m.levels,
             callback=on_step,
-            checkpoint=run_dir / "checkpoint",
+            checkpoint=rundir.checkpoint,
         )
     except InterruptedRun as e:
-        _write_partial(loaded, run_dir, "interrupted", str(e))
+        partial("interrupted", str(e))
         raise InterruptedRun(f"{e}: pinnkit solve --resume {run_dir}") from None
     except DivergenceError as e:
-        _write_partial(loaded, run_dir, "diverged", str(e))
+        partial("diverged", str(e))
         raise DivergenceError(f"{e}. Outputs are in {run_dir}.") from None
     finally:
-        bar.close()
-        metrics.close()
+        on_log.close()
     summary = write_glioma_outputs(loaded, result, anatomy, truth, run_dir)
     return GliomaRun(result, summary, run_dir)
 
@@ -310,7 +309,8 @@ def write_glioma_outputs(loaded, result, anatomy, truth, run_dir: pathlib.Path) 
         margin_mm=margin,
         figure="plots/gliodil.png",
     )
-    found = json.loads((run_dir / "summary.json").read_text())
+    rundir = RunDirectory(run_dir)
+    found = rundir.read_summary()
     steps = found.pop("steps")
     total_steps = steps * len(found["starts"])
     summary = {
@@ -334,7 +334,7 @@ def write_glioma_outputs(loaded, result, anatomy, truth, run_dir: pathlib.Path) 
             }
         }
     summary.update(found)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    rundir.write_summary(summary)
     arrays = {
         "c": density,
         "field": np.asarray(result.field, np.float32),
@@ -345,7 +345,7 @@ def write_glioma_outputs(loaded, result, anatomy, truth, run_dir: pathlib.Path) 
     }
     if reference is not None:
         arrays["reference_c"] = np.asarray(reference)
-    np.savez_compressed(run_dir / "solution.npz", **arrays)
+    rundir.write("solution.npz", lambda f: np.savez_compressed(f, **arrays))
     return summary
 
 

@@ -8,21 +8,18 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import json
 import os
 import pathlib
-import platform
-import sys
 from collections.abc import Callable, Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import yaml
 
+from ._version import __version__ as __version__
 from .errors import DivergenceError, InterruptedRun, SpecError
+from .report.rundir import RunDirectory, run_header
 from .spec.battery import is_battery_spec
 from .spec.build import (
     build_causal,
@@ -40,8 +37,6 @@ from .spec.schema import ModelConfig, Spec
 from .train.checkpoint import Checkpointer
 from .train.solution import Solution, evaluate_fields, make_evaluator, scalars
 from .train.trainer import Record, train
-
-__version__ = "0.1.0"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,59 +89,6 @@ def load_spec(
     return loaded
 
 
-def _device() -> str:
-    d = jax.devices()[0]
-    kind = getattr(d, "device_kind", d.platform)
-    return f"{d.platform}:{kind} x{len(jax.devices())}"
-
-
-def _default_out(name: str) -> pathlib.Path:
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return pathlib.Path("runs") / f"{name}-{stamp}"
-
-
-class _Progress:
-    """One line per log on a non-terminal; a rich progress bar on a terminal."""
-
-    def __init__(self, total: int, name: str, enabled: bool):
-        self.total, self.name, self.enabled = total, name, enabled
-        self.bar = None
-        if enabled and sys.stderr.isatty():
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[info]}"),
-                transient=False,
-            )
-            self.task = self.bar.add_task(name, total=total, info="")
-            self.bar.start()
-
-    def __call__(self, entry: dict):
-        if not self.enabled:
-            return
-        info = f"loss {entry['loss']:.3e}"
-        errs = entry.get("errors") or {}
-        for f, e in errs.items():
-            if "rel_l2" in e:
-                info += f"  {f} rel.L2 {e['rel_l2']:.2e}"
-        if self.bar is not None:
-            self.bar.update(self.task, completed=entry["step"], info=info)
-        else:
-            print(
-                f"[{self.name}] step {entry['step']}/{self.total} {entry['phase']}: {info}",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def solve(
     spec: LoadedSpec | str | os.PathLike | dict,
     *,
@@ -173,23 +115,13 @@ def solve(
         outputs (the solution is their ``.solution``).
     """
     if resume is not None:
-        run_dir = pathlib.Path(resume)
-        resolved = run_dir / "spec.resolved.yaml"
-        if not resolved.exists() or not (run_dir / "checkpoint" / "meta.json").exists():
-            raise SpecError(
-                f"{str(run_dir)!r} is not a pinnkit run directory with a checkpoint "
-                "(expected spec.resolved.yaml and checkpoint/)",
-                path="--resume",
-            )
-        meta_base = (
-            json.loads((run_dir / "run.json").read_text())
-            if (run_dir / "run.json").exists()
-            else {}
-        )
-        loaded = load_spec(resolved, overrides, base_dir=meta_base.get("base_dir"))
+        rundir = RunDirectory(resume)
+        rundir.check_resumable()
+        loaded = load_spec(rundir.spec_path, overrides, base_dir=rundir.base_dir())
     else:
         loaded = spec if hasattr(spec, "base_dir") else load_spec(spec, overrides)
-        run_dir = pathlib.Path(out) if out is not None else _default_out(loaded.name)
+        rundir = RunDirectory(out) if out is not None else RunDirectory.default(loaded.name)
+    run_dir = rundir.path
     if not isinstance(loaded, LoadedSpec):  # a glioma or battery spec
         from ._glioma import LoadedGliomaSpec, solve_glioma
         from .battery.run import solve_battery
@@ -197,7 +129,7 @@ def solve(
         run = solve_glioma if isinstance(loaded, LoadedGliomaSpec) else solve_battery
         return run(loaded, run_dir, resume=resume is not None, progress=progress, log=log)
     s, model_cfg = loaded.spec, loaded.model
-    run_dir.mkdir(parents=True, exist_ok=True)
+    rundir.create(resume=resume is not None)
     dtype = dtype_of(s.train)
     problem = loaded.problem()
     key = jax.random.key(s.train.seed)
@@ -205,20 +137,12 @@ def solve(
     built = build_model(problem, model_cfg, dtype=dtype, key=k_model)
     phases = build_phases(s.train)
     objective = build_objective(problem, s.train, built, dtype)
-    (run_dir / "spec.resolved.yaml").write_text(yaml.safe_dump(_resolved(loaded), sort_keys=False))
-    (run_dir / "run.json").write_text(json.dumps({"base_dir": str(loaded.base_dir.resolve())}))
+    rundir.write_spec(_resolved(loaded), base_dir=loaded.base_dir)
     total = sum(p.steps for p in phases)
-    bar = _Progress(total, s.name, progress)
-    metrics = open(run_dir / "metrics.jsonl", "a" if resume else "w")
-
-    def on_log(entry):
-        metrics.write(json.dumps(entry) + "\n")
-        metrics.flush()
-        bar(entry)
-        if log is not None:
-            log(entry)
-
-    try:
+    on_log = rundir.open_log(
+        total=total, name=s.name, progress=progress, log=log, resume=resume is not None
+    )
+    with on_log:
         model, unknowns, record = train(
             problem,
             built.model,
@@ -230,18 +154,15 @@ def solve(
             chunk=s.train.log_every,
             eval_every=s.train.eval_every,
             evaluate=make_evaluator(problem),
-            checkpoint=Checkpointer(run_dir / "checkpoint"),
+            checkpoint=Checkpointer(rundir.checkpoint),
             checkpoint_every=s.train.checkpoint_every,
             resume=resume is not None,
             log=on_log,
             devices=s.train.devices,
             key=k_train,
         )
-    finally:
-        bar.close()
-        metrics.close()
     if resume is not None:
-        record.history = _read_history(run_dir / "metrics.jsonl")
+        record.history = rundir.history()
     model = _rayleigh_ritz(problem, model, record)
     solution = Solution(
         problem,
@@ -291,35 +212,14 @@ def _resolved(loaded: LoadedSpec) -> dict:
     return data
 
 
-def _read_history(path: pathlib.Path) -> list:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def run_header(problem: str, backend: str, status: str, dtype: str, seed) -> dict:
-    """The keys of summary.json that every kind of run shares (DESIGN.md §6) but its steps,
-    times, losses, errors and unknowns."""
-    return {
-        "problem": problem,
-        "backend": backend,
-        "status": status,
-        "device": _device(),
-        "dtype": dtype,
-        "seed": seed,
-        "pinnkit_version": __version__,
-        "python": platform.python_version(),
-        "jax_version": jax.__version__,
-    }
-
-
 def summary_of(solution: Solution, errors: dict) -> dict:
+    """The summary.json of a PDE run (DESIGN.md §6)."""
     r = solution.record
     last = r.history[-1] if r.history else {}
     summary = {
-        "problem": solution.problem.name,
-        "backend": solution.backend,
-        "status": r.status,
+        **run_header(
+            solution.problem.name, solution.backend, r.status, solution.dtype, solution.seed
+        ),
         "steps": r.steps,
         "wall_s": round(r.wall_s, 3),
         "compile_s": round(r.compile_s, 3),
@@ -331,12 +231,6 @@ def summary_of(solution: Solution, errors: dict) -> dict:
             if k not in solution.problem.unknowns and k not in solution.problem.eigenvalues
         },
         "unknowns": {k: float(v) for k, v in scalars(solution.problem, solution.unknowns).items()},
-        "device": _device(),
-        "dtype": solution.dtype,
-        "seed": solution.seed,
-        "pinnkit_version": __version__,
-        "python": platform.python_version(),
-        "jax_version": jax.__version__,
     }
     if solution.problem.eigenvalues:
         summary["eigenvalues"] = solution.eigenvalues()
@@ -359,10 +253,11 @@ def summary_of(solution: Solution, errors: dict) -> dict:
 
 def write_outputs(solution: Solution, run_dir: pathlib.Path) -> dict:
     """summary.json, solution.npz and plots/ for a solution."""
+    rundir = RunDirectory(run_dir)
     problem = solution.problem
     errors = solution.errors() if problem.reference is not None else {}
     summary = summary_of(solution, errors)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    rundir.write_summary(summary)
     arrays = {}
     if problem.reference is not None:
         ref = problem.reference()
@@ -382,16 +277,18 @@ def write_outputs(solution: Solution, run_dir: pathlib.Path) -> dict:
     for f in problem.complex_fields:  # saved as h_re, h_im; the modulus too
         re, im = problem.complex.parts(f)
         arrays[f"|{f}|"] = np.hypot(arrays[re], arrays[im])
-    np.savez_compressed(run_dir / "solution.npz", **arrays)
-    with open(run_dir / "model.eqx", "wb") as f:
-        eqx.tree_serialise_leaves(f, (solution.model, solution.unknowns))
-    solution.plot(run_dir / "plots")
+    rundir.write("solution.npz", lambda f: np.savez_compressed(f, **arrays))
+    rundir.write(
+        "model.eqx", lambda f: eqx.tree_serialise_leaves(f, (solution.model, solution.unknowns))
+    )
+    solution.plot(rundir.path / "plots")
     return summary
 
 
 def load_run(run_dir: str | os.PathLike) -> Solution:
     """The `Solution` saved in a run directory (its model, history and status)."""
-    run_dir = pathlib.Path(run_dir)
+    rundir = RunDirectory(run_dir)
+    run_dir = rundir.path
     needed = ["spec.resolved.yaml", "model.eqx", "summary.json"]
     missing = [n for n in needed if not (run_dir / n).exists()]
     if missing:
@@ -399,9 +296,8 @@ def load_run(run_dir: str | os.PathLike) -> Solution:
             f"{str(run_dir)!r} is not a finished pinnkit run directory (missing {missing})",
             path="run",
         )
-    meta = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-    loaded = load_spec(run_dir / "spec.resolved.yaml", base_dir=meta.get("base_dir"))
-    summary = json.loads((run_dir / "summary.json").read_text())
+    loaded = load_spec(rundir.spec_path, base_dir=rundir.base_dir())
+    summary = rundir.read_summary()
     s = loaded.spec
     dtype = dtype_of(s.train)
     problem = loaded.problem()
@@ -415,7 +311,7 @@ def load_run(run_dir: str | os.PathLike) -> Solution:
         steps=summary["steps"],
         wall_s=summary["wall_s"],
         compile_s=summary["compile_s"],
-        history=_read_history(run_dir / "metrics.jsonl"),
+        history=rundir.history(),
         message=summary.get("message", ""),
     )
     if summary.get("steps_per_s"):
@@ -432,10 +328,10 @@ def report(run_dir: str | os.PathLike) -> dict:
     returned."""
     from ._glioma import is_glioma_run
 
-    if is_glioma_run(run_dir) or (pathlib.Path(run_dir) / "surrogate.json").is_file():
-        path = pathlib.Path(run_dir) / "summary.json"
-        if not path.is_file():
+    rundir = RunDirectory(run_dir)
+    if is_glioma_run(run_dir) or (rundir.path / "surrogate.json").is_file():
+        if not rundir.summary_path.is_file():
             raise SpecError(f"{str(run_dir)!r} has no summary.json", path="run")
-        return json.loads(path.read_text())
+        return rundir.read_summary()
     solution = load_run(run_dir)
     return write_outputs(solution, pathlib.Path(run_dir))

@@ -197,3 +197,55 @@ def test_an_interrupted_battery_run_resumes_to_the_same_surrogate(tmp_path):
     a, b = (json.loads((d / "summary.json").read_text()) for d in (out, whole))
     assert a["status"] == "ok" and len(a["levels"]) == 2
     assert a["errors"]["voltage"] == b["errors"]["voltage"]
+    # the level-2 rows logged before Ctrl-C are dropped on resume: each step once, in order
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 200
+
+
+def test_a_battery_run_killed_while_writing_a_checkpoint_keeps_the_previous_one(
+    tmp_path, monkeypatch
+):
+    """The level checkpoint goes into its own folder and meta.json, naming it, is written
+    last: a kill that tears the level-2 files leaves level 1 loadable, and --resume ends with
+    both levels and each metrics step once."""
+    import pathlib
+
+    import pinnkit
+    from pinnkit.report import RunDirectory
+
+    spec = pathlib.Path(__file__).resolve().parents[1] / "problems" / "spm_surrogate.yaml"
+    overrides = [
+        *(f"train.levels.{i}.adam_steps=30" for i in (0, 1)),
+        *(f"train.levels.{i}.lbfgs_steps=0" for i in (0, 1)),
+        *(f"train.levels.{i}.points=64" for i in (0, 1)),
+        "reference.grid=2",
+        "reference.times=11",
+    ]
+
+    class Killed(BaseException):
+        pass
+
+    real_save, calls = S.save, []
+
+    def torn_save(model, configs, directory):
+        real_save(model, configs, directory)
+        calls.append(directory)
+        if len(calls) == 2:  # the level-2 checkpoint: its weights cut short, then killed
+            eqx_file = pathlib.Path(directory) / "surrogate.eqx"
+            eqx_file.write_bytes(eqx_file.read_bytes()[:100])
+            raise Killed
+
+    monkeypatch.setattr(S, "save", torn_save)
+    out = tmp_path / "killed"
+    with pytest.raises(Killed):
+        pinnkit.solve(spec, out=out, overrides=overrides, progress=False)
+    monkeypatch.undo()
+    run = RunDirectory(out)
+    assert run.checkpoint_meta()["levels"] == 1
+    model, configs = S.load(run.checkpoint_folder())
+    assert len(model.levels) == 1 and len(configs) == 1
+    assert main(["solve", "--resume", str(out), "--quiet"]) == 0
+    summary = run.read_summary()
+    assert summary["status"] == "ok" and len(summary["levels"]) == 2
+    steps = [row["step"] for row in run.history()]
+    assert steps == sorted(set(steps)) and steps[-1] == 60

@@ -8,6 +8,11 @@ grid and the voltage error in mV, for the last level; ``levels``: the same per l
 calibrate``), ``solution.npz`` (voltages on the grid), ``plots/voltage.png``,
 ``checkpoint/`` (the finished levels: ``--resume`` trains the rest) and
 ``spec.resolved.yaml``.
+
+The checkpoint after each level is a folder ``checkpoint/levels-<n>/`` (the surrogate and
+the finished levels' records) named by ``checkpoint/meta.json``, which is replaced last
+(`RunDirectory.save_checkpoint_folder`): a run killed while it writes keeps the previous
+level's checkpoint loadable.
 """
 
 from __future__ import annotations
@@ -15,12 +20,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import shutil
 
 import numpy as np
-import yaml
 
 from pinnkit.errors import DivergenceError, InterruptedRun, SpecError
+from pinnkit.report.rundir import RunDirectory, run_header
 from pinnkit.spec.battery import BatterySpec
 from pinnkit.spec.loader import SpecSource
 
@@ -95,48 +99,43 @@ def solve_battery(
 ) -> BatteryRun:
     import jax
 
-    from pinnkit._solve import _Progress
-
     from . import surrogate as S
 
     spec = loaded.spec
     params = loaded.parameters()
     configs = loaded.levels()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = run_dir / "checkpoint"
-    if not resume:
-        shutil.rmtree(ckpt, ignore_errors=True)
-    start = None
-    if resume and (ckpt / "surrogate.json").exists():
-        start, _ = S.load(ckpt)
-    (run_dir / "spec.resolved.yaml").write_text(
-        yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
-    )
-    (run_dir / "run.json").write_text(json.dumps({"base_dir": str(loaded.base_dir.resolve())}))
+    rundir = RunDirectory(run_dir)
+    rundir.create(resume=resume)
+    start, records_done = None, []
+    folder = rundir.checkpoint_folder() if resume else None
+    if folder is not None and (folder / "surrogate.json").exists():
+        start, _ = S.load(folder)
+        records_done = json.loads((folder / "records.json").read_text())
+    rundir.write_spec(spec.model_dump(mode="json", exclude_none=True), base_dir=loaded.base_dir)
     steps = [c.adam_steps + c.lbfgs_steps for c in configs]
-    bar = _Progress(sum(steps), spec.name, progress)
-    metrics = open(run_dir / "metrics.jsonl", "a" if resume else "w")
+    levels_done = 0 if start is None else len(start.levels)
+    on_log = rundir.open_log(
+        total=sum(steps),
+        name=spec.name,
+        progress=progress,
+        log=log,
+        resume=resume,
+        resume_step=sum(steps[:levels_done]),
+    )
 
     def on_chunk(level, step, loss):
-        entry = {
-            "step": sum(steps[: level - 1]) + step,
-            "phase": f"level {level}",
-            "loss": loss,
-        }
-        metrics.write(json.dumps(entry) + "\n")
-        metrics.flush()
-        bar(entry)
-        if log is not None:
-            log(entry)
-
-    records_done = json.loads((ckpt / "records.json").read_text()) if start is not None else []
+        on_log({"step": sum(steps[: level - 1]) + step, "phase": f"level {level}", "loss": loss})
 
     def on_level(model, record):
-        S.save(model, configs, ckpt)
         records_done.append(record)
-        (ckpt / "records.json").write_text(json.dumps(records_done))
-        # meta.json last: `pinnkit solve --resume` looks for it
-        (ckpt / "meta.json").write_text(json.dumps({"levels": len(model.levels)}))
+        n = len(model.levels)
+
+        def write(folder):
+            S.save(model, configs, folder)
+            (folder / "records.json").write_text(json.dumps(records_done))
+
+        # meta.json ("step": the metrics step these levels end at) names the folder; last
+        rundir.save_checkpoint_folder(f"levels-{n}", write, {"levels": n, "step": sum(steps[:n])})
 
     x64 = spec.train.dtype == "float64"
     dtype = "float64" if x64 else "float32"
@@ -155,34 +154,30 @@ def solve_battery(
                 on_level=on_level,
             )
     except KeyboardInterrupt:
-        _partial(loaded, run_dir, "interrupted", "interrupted; the finished levels are kept")
+        _partial(loaded, rundir, "interrupted", "interrupted; the finished levels are kept")
         raise InterruptedRun(
             f"interrupted after {len(records_done)} finished level(s): pinnkit solve --resume "
             f"{run_dir}"
         ) from None
     except DivergenceError as e:
-        _partial(loaded, run_dir, "diverged", str(e))
-        raise DivergenceError(f"{e}. The finished levels are in {ckpt}.") from None
+        _partial(loaded, rundir, "diverged", str(e))
+        raise DivergenceError(f"{e}. The finished levels are in {rundir.checkpoint}.") from None
     finally:
-        bar.close()
-        metrics.close()
+        on_log.close()
     summary = write_battery_outputs(loaded, model, configs, records_done, run_dir)
     return BatteryRun(model, summary, run_dir)
 
 
-def _partial(loaded, run_dir, status, message):
-    from pinnkit._solve import run_header
-
+def _partial(loaded, rundir: RunDirectory, status, message):
+    """summary.json of a run stopped early: the steps of the levels in the checkpoint."""
     spec = loaded.spec
     header = run_header(loaded.name, "spm_pinn", status, spec.train.dtype, spec.train.seed)
-    summary = {**header, "message": message}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    rundir.write_partial(header, message)
 
 
 def write_battery_outputs(loaded, model, configs, records, run_dir: pathlib.Path) -> dict:
     import jax
 
-    from pinnkit._solve import run_header
     from pinnkit.reference import spm
 
     from . import surrogate as S
@@ -214,13 +209,12 @@ def write_battery_outputs(loaded, model, configs, records, run_dir: pathlib.Path
     predict = jax.jit(jax.vmap(jax.vmap(lambda a, d: model.voltage(t, a, d))))
     voltage = np.asarray(predict(A, D))
     error = voltage - np.asarray(reference.voltage)
+    rundir = RunDirectory(run_dir)
     S.save(model, configs, run_dir)
     # the surrogate's error at each time (RMS over the grid's cells): `pinnkit calibrate`
     # adds it to the noise
     rms = np.sqrt(np.mean(error.reshape(-1, t.size) ** 2, axis=0))
-    (run_dir / "model_error.json").write_text(
-        json.dumps({"t": t.tolist(), "rms_V": rms.tolist()}) + "\n"
-    )
+    rundir.write_json("model_error.json", {"t": t.tolist(), "rms_V": rms.tolist()})
     last = levels[-1]["errors"]
     wall = sum(level.get("wall_s", 0.0) for level in levels)
     total = sum(c.adam_steps + c.lbfgs_steps for c in configs)
@@ -244,15 +238,15 @@ def write_battery_outputs(loaded, model, configs, records, run_dir: pathlib.Path
         },
         "paper": "Hassanaly et al., arXiv:2312.17329 (Part II: 2 mV voltage error)",
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    np.savez_compressed(
-        run_dir / "solution.npz",
-        t=t,
-        deg_i0_a=A,
-        deg_ds_c=D,
-        voltage=voltage,
-        reference_voltage=np.asarray(reference.voltage),
-    )
+    rundir.write_summary(summary)
+    arrays = {
+        "t": t,
+        "deg_i0_a": A,
+        "deg_ds_c": D,
+        "voltage": voltage,
+        "reference_voltage": np.asarray(reference.voltage),
+    }
+    rundir.write("solution.npz", lambda f: np.savez_compressed(f, **arrays))
     (run_dir / "plots").mkdir(exist_ok=True)
     _plot_voltage(
         t, A, D, voltage, np.asarray(reference.voltage), run_dir / "plots" / "voltage.png"

@@ -16,7 +16,15 @@ import tempfile
 import equinox as eqx
 
 
-def _atomic_write(path: pathlib.Path, write) -> None:
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Write a file so that it is either the old one or the whole new one, never a part.
+
+    Arguments:
+        path: the file.
+        write: ``write(f)`` writes the contents into a binary file object (a temporary file
+            in the same folder, moved onto `path` with `os.replace` once flushed to disk).
+    """
+    path = pathlib.Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -50,9 +58,9 @@ class Checkpointer:
     def save(self, state, meta: dict) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"state-{int(meta['step'])}.eqx"
-        _atomic_write(self.directory / name, lambda f: eqx.tree_serialise_leaves(f, state))
+        atomic_write(self.directory / name, lambda f: eqx.tree_serialise_leaves(f, state))
         meta = {**meta, "state": name}
-        _atomic_write(self.meta_path, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+        atomic_write(self.meta_path, lambda f: f.write(json.dumps(meta, indent=1).encode()))
         for old in self.directory.glob("state-*.eqx"):
             if old.name != name:
                 old.unlink(missing_ok=True)
