@@ -46,78 +46,15 @@ def _cmd_solve(args) -> int:
 
 
 def _print_summary(solution) -> None:
-    if hasattr(solution, "describe"):  # a glioma run
-        print("\n".join(solution.describe()))
-        return
-    r = solution.record
-    errors = solution.errors()
-    print(
-        f"{solution.problem.name}: {r.status} after {r.steps} steps in {r.wall_s:.1f} s "
-        f"(compile {r.compile_s:.1f} s, {r.steps_per_s:.0f} steps/s)"
-    )
-    for name, e in errors.items():
-        print("  " + name + ": " + ", ".join(f"{k} {v:.3e}" for k, v in e.items()))
-    for k in solution.problem.scalar_unknowns:
-        print(f"  {k} = {float(solution.unknowns[k]):.6g}")
-    out = getattr(solution, "run_dir", None)
-    if out:
-        print(f"  outputs and plots in {out}")
+    print("\n".join(solution.describe()))
 
 
 def _cmd_validate(args) -> int:
     from ._solve import load_spec
-    from .spec.build import phase_configs
 
     loaded = load_spec(args.spec, args.set or [])
-    if hasattr(loaded, "levels"):  # a battery spec
-        s = loaded.spec
-        print(f"{args.spec}: ok")
-        print(
-            f"  battery {s.name}: equation spm ({s.equation.kinetics} kinetics), degradation "
-            f"{dict(s.degradation)}; model spm_pinn {s.model.width}x{s.model.depth}, "
-            f"{len(s.train.levels)} level(s)"
-        )
-        return 0
-    if not hasattr(loaded, "problem"):  # a glioma spec: its files were read and checked
-        anatomy, seg, pet, truth = loaded.inputs()
-        s = loaded.spec
-        print(f"{args.spec}: ok")
-        print(
-            f"  glioma {s.name}: {anatomy.ndim}D grid {anatomy.shape}, voxels "
-            f"{'x'.join(f'{h:g}' for h in anatomy.spacing)} mm, {int((seg > 0).sum())} tumour "
-            f"voxels; PET {'yes' if pet is not None else 'no'}; truth "
-            f"{'yes' if truth is not None else 'no'}"
-        )
-        print(
-            f"  equation fisher_kolmogorov (r = {s.equation.r:g}); model gliodil, nt "
-            f"{s.model.nt}, starts {len(s.model.ratios)}; {s.train.optimizer.name} x"
-            f"{s.train.steps}"
-        )
-        return 0
-    problem = loaded.problem()
-    phases = phase_configs(loaded.spec.train)
     print(f"{args.spec}: ok")
-    complex_note = (
-        f" (complex {list(problem.complex_fields)} as real and imaginary parts)"
-        if problem.complex_fields
-        else ""
-    )
-    print(
-        f"  problem {problem.name}: coords {list(problem.coords)}, "
-        f"fields {list(problem.fields)}{complex_note}"
-    )
-    print(
-        f"  equation residuals: {list(problem.equation.names)} "
-        f"needs {list(problem.equation.requests)}"
-    )
-    print(f"  conditions: {[c.label for c in problem.conditions]}")
-    print(
-        f"  model: {loaded.model.backend}; phases: "
-        + ", ".join(
-            f"{p.optimizer if isinstance(p.optimizer, str) else p.optimizer.name} x{p.steps}"
-            for p in phases
-        )
-    )
+    print("\n".join(loaded.describe_spec()))
     return 0
 
 
@@ -231,7 +168,7 @@ def _cmd_data_glioma(args) -> int:
 
 
 def _cmd_calibrate(args) -> int:
-    from .battery.run import calibrate_command
+    from .battery.commands import calibrate_command
 
     return calibrate_command(args)
 
@@ -241,7 +178,7 @@ def _cmd_data(args) -> int:
     if args.dataset == "glioma":
         return _cmd_data_glioma(args)
     if args.dataset == "spm":
-        from .battery.run import data_spm_command
+        from .battery.commands import data_spm_command
 
         return data_spm_command(args)
     import math

@@ -1318,3 +1318,14 @@ def _optimise(objective, index, start, phase, store, runs, callback, elapsed):
             f"stopped after step {len(losses) - 1} of {phase.steps}; the checkpoint is kept"
         )
     return model.z, losses, terms
+
+
+def checkpoint_progress(directory) -> tuple[int, int] | None:
+    """(the start in progress, the steps it has done) that an `infer` checkpoint folder holds
+    (the number of starts and 0 when all are done); None without a checkpoint."""
+    store = Checkpointer(directory)
+    if not store.exists():
+        return None
+    start = int(store.meta().get("start", 0))
+    current = Checkpointer(pathlib.Path(directory) / f"start{start}")
+    return start, int(current.meta()["step"]) if current.exists() else 0

@@ -230,6 +230,21 @@ class Solution:
         evaluate = make_evaluator(self.problem)
         return {} if evaluate is None else evaluate(self.model, self.unknowns)
 
+    def describe(self) -> list[str]:
+        """The lines ``pinnkit solve`` prints: status, steps, timings, errors, unknowns."""
+        r = self.record
+        lines = [
+            f"{self.problem.name}: {r.status} after {r.steps} steps in {r.wall_s:.1f} s "
+            f"(compile {r.compile_s:.1f} s, {r.steps_per_s:.0f} steps/s)"
+        ]
+        for name, e in self.errors().items():
+            lines.append("  " + name + ": " + ", ".join(f"{k} {v:.3e}" for k, v in e.items()))
+        for k in self.problem.scalar_unknowns:
+            lines.append(f"  {k} = {float(self.unknowns[k]):.6g}")
+        if self.run_dir:
+            lines.append(f"  outputs and plots in {self.run_dir}")
+        return lines
+
     def plot(self, directory=None, *, show: bool = False):
         """Prediction, reference, pointwise error and loss history; saved under `directory`."""
         from ..report.plots import plot_solution

@@ -1,34 +1,126 @@
-"""``pinnkit solve`` on a glioma spec: read a patient's NIfTI files, run GliODIL, write the run.
+"""The glioma family: read a patient's NIfTI files, run GliODIL, write the run.
 
 A glioma spec (`pinnkit.spec.glioma`) names the tissue maps, the segmentation, optionally a
-PET image and a hidden truth. `solve_glioma` runs `pinnkit.reference.gliodil.infer` with the
-spec's settings and writes the run directory of DESIGN.md §6: ``summary.json`` (the contract's
-keys; the inferred parameters under ``"unknowns"``; with a truth, ``"recovery"``: Dice of
-c >= 0.1 and the plan comparison, and ``"errors"``: the density's error), ``metrics.jsonl``
-(one line per optimiser step), ``solution.npz`` (the density on all time levels),
-``inferred_density.nii.gz`` and ``inferred_initial.nii.gz`` (the patient's grid and affine),
-``plots/gliodil.png``, ``checkpoint/`` (after every step: Ctrl-C, then ``--resume DIR``
-continues) and ``spec.resolved.yaml``.
+PET image and a hidden truth. `GliomaFamily.run` runs `pinnkit.reference.gliodil.infer` (each
+start one `pinnkit.train.train` call) with the spec's settings, and `write_outputs` writes the
+run directory of DESIGN.md §6: ``summary.json`` (the contract's keys; the inferred parameters
+under ``"unknowns"``; with a truth, ``"recovery"``: Dice of c >= 0.1 and the plan comparison,
+and ``"errors"``: the density's error), ``metrics.jsonl`` (one line per optimiser step),
+``solution.npz`` (the density on all time levels), ``inferred_density.nii.gz`` and
+``inferred_initial.nii.gz`` (the patient's grid and affine), ``plots/gliodil.png``,
+``checkpoint/`` (after every step: Ctrl-C, then ``--resume DIR`` continues) and
+``spec.resolved.yaml``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import pathlib
 
 import numpy as np
 
-from .errors import DivergenceError, InterruptedRun, SpecError
-from .report.rundir import RunDirectory, run_header
-from .spec.glioma import GliomaSpec
-from .spec.loader import SpecSource
+from ..errors import DivergenceError, InterruptedRun, SpecError
+from ..report.rundir import RunDirectory, run_header
+from ..spec.glioma import GliomaSpec, is_glioma_spec
+from ..spec.loader import SpecSource, validate_as
+from ._base import AbstractFamily, Outcome
 
 
-class LoadedGliomaSpec(SpecSource):
+@dataclasses.dataclass(frozen=True)
+class GliomaFamily(SpecSource, AbstractFamily):
     """A validated glioma spec (`GliomaSpec`) and the folder its relative paths start from."""
 
     spec: GliomaSpec
+
+    kind = "glioma"
+
+    @classmethod
+    def claims(cls, data) -> bool:
+        return is_glioma_spec(data)
+
+    @classmethod
+    def load(cls, data, lines, base_dir) -> GliomaFamily:
+        """Validate a glioma spec and check its files (read, not solved)."""
+        loaded = cls(validate_as(GliomaSpec, data, lines), data, pathlib.Path(base_dir))
+        loaded.inputs()
+        loaded.optimizer()
+        return loaded
+
+    def resolved(self) -> dict:
+        return self.spec.model_dump(mode="json", exclude_none=True)
+
+    def starts(self) -> int:
+        return 1 if _single_start(self.spec) else len(self.spec.model.ratios)
+
+    def total_steps(self) -> int:
+        return self.spec.train.steps * self.starts()
+
+    def resume_step(self, rundir) -> int:
+        return _checkpoint_step(rundir, self.spec.train.steps)
+
+    def run(self, rundir, *, resume, log) -> Outcome:
+        from ..reference import gliodil
+
+        spec = self.spec
+        anatomy, seg, pet, truth = self.inputs()
+
+        def on_step(k, loss, params):
+            log(
+                {
+                    "step": int(params["start"]) * spec.train.steps + k,
+                    "phase": f"start {int(params['start'])}",
+                    "loss": loss,
+                    **{n: np.asarray(v).tolist() for n, v in params.items() if n != "start"},
+                }
+            )
+
+        m = spec.model
+        w = m.weights
+        try:
+            result = gliodil.infer(
+                anatomy,
+                seg,
+                pet,
+                nt=m.nt,
+                steps=spec.train.steps,
+                optimizer=self.optimizer(),
+                ratios=m.ratios,
+                r=spec.equation.r,
+                weights=gliodil.Weights(w.pde, w.initial, w.segmentation, w.pet),
+                initial=m.initial.model_dump(exclude_none=True) if m.initial else None,
+                pad_mm=m.pad_mm,
+                levels=m.levels,
+                callback=on_step,
+                checkpoint=rundir.checkpoint,
+            )
+        except InterruptedRun as e:
+            return Outcome("interrupted", str(e))
+        except DivergenceError as e:
+            return Outcome("diverged", str(e))
+        return Outcome("ok", "", (result, anatomy, truth))
+
+    def write_outputs(self, outcome, rundir) -> GliomaRun | None:
+        if outcome.status != "ok":
+            header = run_header(self.name, "gliodil", outcome.status, "float64", None)
+            steps = _checkpoint_step(rundir, self.spec.train.steps)
+            rundir.write_partial(header, outcome.message, steps=steps)
+            return None
+        result, anatomy, truth = outcome.value
+        summary = write_glioma_outputs(self, result, anatomy, truth, rundir.path)
+        return GliomaRun(result, summary, rundir.path)
+
+    def describe_spec(self) -> list[str]:
+        anatomy, seg, pet, truth = self.inputs()
+        s = self.spec
+        return [
+            f"  glioma {s.name}: {anatomy.ndim}D grid {anatomy.shape}, voxels "
+            f"{'x'.join(f'{h:g}' for h in anatomy.spacing)} mm, {int((seg > 0).sum())} tumour "
+            f"voxels; PET {'yes' if pet is not None else 'no'}; truth "
+            f"{'yes' if truth is not None else 'no'}",
+            f"  equation fisher_kolmogorov (r = {s.equation.r:g}); model gliodil, nt "
+            f"{s.model.nt}, starts {len(s.model.ratios)}; {s.train.optimizer.name} x"
+            f"{s.train.steps}",
+        ]
 
     def path(self, key: str) -> pathlib.Path | None:
         """The file ``patient.<key>`` names, checked to exist (None if not given)."""
@@ -46,7 +138,7 @@ class LoadedGliomaSpec(SpecSource):
         """(anatomy, segmentation, pet, truth): truth a `SyntheticPatient` (a truth.json), a
         density array (a NIfTI file) or None. Every file is checked against the tissue maps'
         grid, with errors that name the key."""
-        from .reference import glioma
+        from ..reference import glioma
 
         ndim = self.dimension()
 
@@ -101,7 +193,7 @@ class LoadedGliomaSpec(SpecSource):
         return anatomy, seg.astype(np.uint8), arrays["pet"], self._truth(anatomy, seg, ndim)
 
     def _truth(self, anatomy, seg, ndim):
-        from .reference import glioma
+        from ..reference import glioma
 
         path = self.path("truth")
         if path is None:
@@ -137,8 +229,8 @@ class LoadedGliomaSpec(SpecSource):
         """The `infer` optimizer the spec names."""
         import optax
 
-        from .reference.gliodil import GaussNewton
-        from .spec.build import OPTIMIZERS
+        from ..reference.gliodil import GaussNewton
+        from ..spec.build import OPTIMIZERS
 
         cfg = self.spec.train.optimizer
         if cfg.name == "gauss_newton":
@@ -146,7 +238,7 @@ class LoadedGliomaSpec(SpecSource):
         if cfg.name == "lbfgs":
             return optax.lbfgs()
         if cfg.name not in OPTIMIZERS:
-            from .errors import did_you_mean
+            from ..errors import did_you_mean
 
             names = ["gauss_newton", *OPTIMIZERS]
             raise SpecError(
@@ -155,16 +247,6 @@ class LoadedGliomaSpec(SpecSource):
                 path="train.optimizer.name",
             )
         return getattr(optax, cfg.name)(cfg.lr)
-
-
-def load_glioma_spec(data: dict, lines: dict, base_dir: pathlib.Path) -> LoadedGliomaSpec:
-    """Validate a glioma spec and check its files (read, not solved)."""
-    from .spec.loader import validate_as
-
-    loaded = LoadedGliomaSpec(validate_as(GliomaSpec, data, lines), data, base_dir)
-    loaded.inputs()
-    loaded.optimizer()
-    return loaded
 
 
 @dataclasses.dataclass
@@ -207,87 +289,14 @@ class GliomaRun:
 def _checkpoint_step(rundir: RunDirectory, steps: int) -> int:
     """The metrics step a glioma checkpoint holds (``start * steps + k``, as ``on_step`` numbers
     them): the rows after it are trained again on resume."""
-    meta = rundir.checkpoint_meta()
-    if meta is None:
-        return 0
-    if "start" in meta and "current" in meta:
-        return int(meta["start"]) * steps + len(meta["current"]["losses"]) - 1
-    return int(meta.get("step", 0))
+    from ..reference.gliodil import checkpoint_progress
 
-
-def solve_glioma(
-    loaded: LoadedGliomaSpec,
-    run_dir: pathlib.Path,
-    *,
-    resume: bool = False,
-    progress: bool = True,
-    log=None,
-) -> GliomaRun:
-    """Run GliODIL on a glioma spec and write the run directory (module docstring)."""
-    from .reference import gliodil
-
-    spec = loaded.spec
-    anatomy, seg, pet, truth = loaded.inputs()
-    rundir = RunDirectory(run_dir)
-    rundir.create(resume=resume)
-    rundir.write_spec(spec.model_dump(mode="json", exclude_none=True), base_dir=loaded.base_dir)
-    starts = 1 if _single_start(spec) else len(spec.model.ratios)
-    on_log = rundir.open_log(
-        total=spec.train.steps * starts,
-        name=spec.name,
-        progress=progress,
-        log=log,
-        resume=resume,
-        resume_step=_checkpoint_step(rundir, spec.train.steps),
-    )
-
-    def on_step(k, loss, params):
-        on_log(
-            {
-                "step": int(params["start"]) * spec.train.steps + k,
-                "phase": f"start {int(params['start'])}",
-                "loss": loss,
-                **{n: np.asarray(v).tolist() for n, v in params.items() if n != "start"},
-            }
-        )
-
-    def partial(status, message):
-        header = run_header(loaded.name, "gliodil", status, "float64", None)
-        rundir.write_partial(header, message, steps=_checkpoint_step(rundir, spec.train.steps))
-
-    m = spec.model
-    w = m.weights
-    try:
-        result = gliodil.infer(
-            anatomy,
-            seg,
-            pet,
-            nt=m.nt,
-            steps=spec.train.steps,
-            optimizer=loaded.optimizer(),
-            ratios=m.ratios,
-            r=spec.equation.r,
-            weights=gliodil.Weights(w.pde, w.initial, w.segmentation, w.pet),
-            initial=m.initial.model_dump(exclude_none=True) if m.initial else None,
-            pad_mm=m.pad_mm,
-            levels=m.levels,
-            callback=on_step,
-            checkpoint=rundir.checkpoint,
-        )
-    except InterruptedRun as e:
-        partial("interrupted", str(e))
-        raise InterruptedRun(f"{e}: pinnkit solve --resume {run_dir}") from None
-    except DivergenceError as e:
-        partial("diverged", str(e))
-        raise DivergenceError(f"{e}. Outputs are in {run_dir}.") from None
-    finally:
-        on_log.close()
-    summary = write_glioma_outputs(loaded, result, anatomy, truth, run_dir)
-    return GliomaRun(result, summary, run_dir)
+    progress = checkpoint_progress(rundir.checkpoint)
+    return 0 if progress is None else progress[0] * steps + progress[1]
 
 
 def _patient_type():
-    from .reference.glioma import SyntheticPatient
+    from ..reference.glioma import SyntheticPatient
 
     return SyntheticPatient
 
@@ -347,14 +356,3 @@ def write_glioma_outputs(loaded, result, anatomy, truth, run_dir: pathlib.Path) 
         arrays["reference_c"] = np.asarray(reference)
     rundir.write("solution.npz", lambda f: np.savez_compressed(f, **arrays))
     return summary
-
-
-def is_glioma_run(run_dir: str | os.PathLike) -> bool:
-    """Whether a run directory is that of a glioma spec."""
-    path = pathlib.Path(run_dir) / "spec.resolved.yaml"
-    if not path.is_file():
-        return False
-    from .spec.glioma import is_glioma_spec
-    from .spec.loader import read_yaml
-
-    return is_glioma_spec(read_yaml(path)[0])
