@@ -8,6 +8,9 @@ adapters `OperatorObjective` (data) and `RefinementObjective` (the Navier–Stok
 docs/sfno.md has the mathematics and the measured figures.
 """
 
+from ._answer import SpectralFields as SpectralFields
+from ._answer import vorticity_equation as vorticity_equation
+from ._answer import vorticity_residual as vorticity_residual
 from ._models import SFNO as SFNO
 from ._models import FNO3d as FNO3d
 from ._models import FourierBlock as FourierBlock
@@ -20,7 +23,6 @@ from ._spectral import relative_l2 as relative_l2
 from ._spectral import resample as resample
 from ._spectral import sobolev_norm as sobolev_norm
 from ._spectral import synthesize as synthesize
-from ._spectral import vorticity_residual as vorticity_residual
 from ._training import OperatorObjective as OperatorObjective
 from ._training import RefinementObjective as RefinementObjective
 from ._training import refine as refine

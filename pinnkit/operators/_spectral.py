@@ -1,4 +1,4 @@
-"""Spectral building blocks of the neural operators, and the norms and residual they are judged by.
+"""Spectral building blocks of the neural operators, and the norms they are judged by.
 
 Conventions. Fields on a periodic grid are sampled at x_i = i L / n (``pinnkit.reference.ns2d``).
 A Fourier mode set is symmetric: along a full (``fft``) axis the kept frequencies are |k| < m,
@@ -20,12 +20,13 @@ Contents:
   placement of output steps is free and the time derivative is exact.
 * `sobolev_norm`: ||v||_{H^s} = ||(alpha - Laplacian)^{s/2} v||_{L^2}, by Parseval.
 * `relative_l2`: the relative L2 error in space-time, by Parseval.
-* `vorticity_residual`: the 2D Navier–Stokes vorticity residual, exact in space.
+* `resample`: a periodic field on another grid, spectrally.
+
+The Navier–Stokes residual the refinement minimises is the equation library's, answered by FFT
+(`pinnkit.operators._answer`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import equinox as eqx
 import jax
@@ -402,7 +403,7 @@ def relative_l2(
 
 
 # --------------------------------------------------------------------------------------------
-# The Navier–Stokes residual
+# Resampling
 # --------------------------------------------------------------------------------------------
 
 
@@ -431,78 +432,3 @@ def resample(field: Float[ArrayLike, "*batch n n"], n: int) -> Float[Array, "*ba
     field = jnp.asarray(field)
     field = field.astype(float_dtype(field.dtype))
     return jnp.fft.irfft2(_upsampled_hat(field, n), s=(n, n), norm="forward")
-
-
-def _forcing_hat(forcing, n: int, n_to: int, length, dtype) -> Array | None:
-    if forcing is None:
-        return None
-    if callable(forcing):
-        x = jnp.arange(n_to, dtype=dtype) * (jnp.asarray(length, dtype) / n_to)
-        f = forcing(*jnp.meshgrid(x, x, indexing="ij"))
-        return jnp.fft.rfft2(jnp.broadcast_to(jnp.asarray(f, dtype), (n_to, n_to)), norm="forward")
-    f = jnp.asarray(forcing, dtype)
-    if f.shape[-2:] != (n, n):
-        raise SpecError(
-            f"expected the forcing as a callable f(x, y) or its values on the {n} x {n} grid, "
-            f"got shape {tuple(f.shape)}",
-            path="forcing",
-        )
-    return _upsampled_hat(f, n_to)
-
-
-def vorticity_residual(
-    omega: Float[ArrayLike, "*batch n n"],
-    omega_t: Float[ArrayLike, "*batch n n"],
-    *,
-    nu: float,
-    forcing: Callable[[Array, Array], Array] | Float[ArrayLike, "n n"] | None = None,
-    length: float = 1.0,
-) -> Float[Array, "*batch 2n 2n"]:
-    """The residual R = omega_t + u . grad(omega) - nu Laplacian(omega) - f of the 2D vorticity
-    equation, exactly, on the grid of twice the resolution.
-
-    The sign convention is that of `pinnkit.reference.ns2d`: -Laplacian(psi) = omega,
-    u = psi_y, v = -psi_x. omega and omega_t are read as the trigonometric polynomials of their
-    grid values without the Nyquist modes (|k_i| < n / 2), as spectral derivatives read them. Then
-    u . grad(omega) is a trigonometric polynomial with |k_i| <= n - 2: formed on the 2n x 2n grid
-    from u, v, omega_x, omega_y (all exact there) it has no aliasing, so the returned values are
-    those of the exact residual, and `sobolev_norm` of them is the exact norm. A callable forcing
-    is evaluated on the 2n grid; grid values are interpolated spectrally.
-
-    Arguments:
-        omega: the vorticity (..., x, y) on x_i = i L / n.
-        omega_t: its time derivative, the same shape.
-        nu: the viscosity.
-        forcing: f(x, y), its values on the n x n grid, or None.
-        length: the period L.
-
-    Returns:
-        R on the 2n x 2n grid x_i = i L / (2n), shape (..., 2n, 2n).
-    """
-    omega, omega_t = jnp.asarray(omega), jnp.asarray(omega_t)
-    dtype = float_dtype(jnp.result_type(omega, omega_t))
-    omega, omega_t = omega.astype(dtype), omega_t.astype(dtype)
-    n = omega.shape[-1]
-    if omega.shape[-2] != n or omega_t.shape != omega.shape:
-        raise SpecError(
-            f"expected omega and omega_t of one shape (..., n, n), got {tuple(omega.shape)} and "
-            f"{tuple(omega_t.shape)}",
-            path="omega",
-        )
-    big = 2 * n
-    w_hat = _upsampled_hat(omega, big)
-    kx, ky = _wavenumbers(big, big, length, dtype)
-    k2 = kx**2 + ky**2
-    psi_hat = w_hat / jnp.where(k2 == 0, 1.0, k2) * (k2 != 0)
-
-    def physical(a_hat):
-        return jnp.fft.irfft2(a_hat, s=(big, big), norm="forward")
-
-    u, v = physical(1j * ky * psi_hat), physical(-1j * kx * psi_hat)
-    w_x, w_y = physical(1j * kx * w_hat), physical(1j * ky * w_hat)
-    advection_hat = jnp.fft.rfft2(u * w_x + v * w_y, norm="forward")
-    r_hat = _upsampled_hat(omega_t, big) + advection_hat + nu * k2 * w_hat
-    f_hat = _forcing_hat(forcing, n, big, length, dtype)
-    if f_hat is not None:
-        r_hat = r_hat - f_hat
-    return physical(r_hat)

@@ -10,10 +10,12 @@ Two such adapters live here:
   step by the trainer's resampling. The data set stays in host memory and the compiled step
   fetches each minibatch through `jax.pure_callback` (a data loader), so a large data set is
   never baked into the compiled program as a constant.
-* `RefinementObjective`: the Spectral-Refiner loss, the mean over output times and
-  trajectories of ||R(omega)(t)||^2_{H^s} (s = -1), R the exact vorticity residual
-  (`vorticity_residual`). The model it trains is the SFNO's output layer alone: the rest of the
-  trained network is frozen, so its latent output is computed once and held as the "points".
+* `RefinementObjective`: the Spectral-Refiner loss, the mean over output times and trajectories of
+  ||R(omega)(t)||^2_{H^s} (s = -1), R the exact vorticity residual: the equation library's
+  ``navier_stokes`` (vorticity form) with its derivative requests answered by FFT
+  (`vorticity_residual`, `SpectralFields`). The model it trains is the SFNO's output layer alone:
+  the rest of the trained network is frozen, so its latent output is computed once and held as the
+  "points".
 
 `train_operator` and `refine` wrap them into one call each.
 """
@@ -33,6 +35,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from ..core.objective import Term
 from ..errors import SpecError
 from ..train.trainer import Phase, Record, train
+from ._answer import vorticity_residual
 from ._models import SFNO, decode
 from ._spectral import (
     OutputSpectralLayer,
@@ -40,7 +43,6 @@ from ._spectral import (
     max_modes,
     relative_l2,
     sobolev_norm,
-    vorticity_residual,
 )
 
 
@@ -213,9 +215,11 @@ class RefinementObjective:
         L = mean_{b, j} ||R(omega)(theta_j)||^2_{H^s},
         R = omega_t + u . grad(omega) - nu Laplacian(omega) - f,
 
-    R exact in space (`vorticity_residual`) and the norm `sobolev_norm` (s = -1, alpha = 1 by
-    default). No data enter beyond the input snapshots: the last one fixes omega at theta = 0,
-    and a trajectory of the equation with that initial value has zero loss.
+    R the library's vorticity equation, exact in space on the doubled grid
+    (`vorticity_residual`: `SpectralFields` answers its requests w_t, w_x, psi_y, ...), and the
+    norm `sobolev_norm` (s = -1, alpha = 1 by default). No data enter beyond the input
+    snapshots: the last one fixes omega at theta = 0, and a trajectory of the equation with that
+    initial value has zero loss.
 
     Arguments:
         model: the trained SFNO (frozen: its latent output is computed here, once).
