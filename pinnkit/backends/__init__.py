@@ -6,9 +6,12 @@
 
 from ._base import AbstractModel as AbstractModel
 from ._base import AbstractPointModel as AbstractPointModel
+from ._base import BuiltModel as BuiltModel
 from ._base import Constrained as Constrained
 from ._base import Frozen as Frozen
+from ._base import Orthonormal as Orthonormal
 from ._base import PointFunction as PointFunction
+from ._base import hooks_of as hooks_of
 from ._base import trainable_filter as trainable_filter
 from .flax import from_flax as from_flax
 from .gp import GP as GP

@@ -10,9 +10,11 @@ spectral backends implement `fields_at` their own way.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -20,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..core.derivatives import AbstractDerivatives
+from ..core.derivatives import STRATEGIES, AbstractDerivatives
 from ..core.domain import Derivative, derivative_name
 from ..errors import SpecError
 
@@ -94,6 +96,17 @@ def hooks_of(model) -> AbstractModel:
     return model if isinstance(model, AbstractModel) else _PLAIN
 
 
+@dataclasses.dataclass(frozen=True)
+class BuiltModel:
+    """What a backend's builder returns: the model, the ``(condition index, symbol)`` pairs it
+    meets exactly (the objective leaves them out) and whether it is periodic by
+    construction."""
+
+    model: Any
+    enforced: frozenset
+    periodic_exact: bool
+
+
 class Frozen(eqx.Module):
     """An array a model uses but training never moves (e.g. random Fourier features)."""
 
@@ -162,6 +175,11 @@ class PointFunction(AbstractPointModel):
 
     def __call__(self, x):
         return jnp.atleast_1d(self.fn(self.params, x))
+
+
+def derivative_strategy(config) -> AbstractDerivatives:
+    """The derivative strategy a model config names (``model.derivatives``)."""
+    return STRATEGIES[config.derivatives]()
 
 
 def field_dict(values: Float[Array, "n m"], names: Sequence[str]) -> Mapping[str, Array]:

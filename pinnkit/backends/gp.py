@@ -46,8 +46,8 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ..errors import SpecError
-from ..spec.schema import GPConfig
 from ._base import AbstractModel, check_grid_backend, per_axis
+from .config import GPConfig
 
 KERNELS = ("gaussian", "student_t")
 PRECONDITIONERS = ("laplacian", "none")
@@ -527,7 +527,7 @@ def _preconditioner(problem, config: GPConfig) -> str:
 
 def build_gp(problem, config: GPConfig, *, dtype, key):
     """The spec's ``model: {backend: gp}``: a GP on a grid over the problem's box."""
-    from ..spec.build import BuiltModel
+    from ._base import BuiltModel
 
     del key  # the initial state is deterministic
     box = problem.box

@@ -186,7 +186,7 @@ def with_constraints(
 
 def build_mlp(problem, config, *, dtype, key):
     """The spec's ``model: {backend: mlp}``."""
-    from ..spec.build import BuiltModel, derivative_strategy
+    from ._base import BuiltModel, derivative_strategy
 
     net = MLP(
         problem.box.lo,

@@ -39,8 +39,8 @@ from jaxtyping import Array, Float
 
 from ..core.domain import parse_derivative
 from ..errors import SpecError
-from ..spec.schema import ODILConfig
 from ._base import AbstractModel, check_grid_backend, per_axis
+from .config import ODILConfig
 
 MAX_GRID_POINTS = 1 << 24
 
@@ -253,7 +253,7 @@ def _max_order(problem) -> int:
 
 def build_odil(problem, config: ODILConfig, *, dtype, key):
     """The spec's ``model: {backend: odil}``: node values on a grid over the problem's box."""
-    from ..spec.build import BuiltModel
+    from ._base import BuiltModel
 
     del key  # the initial state is zero
     box = problem.box

@@ -265,7 +265,7 @@ def _unit(d: int, a: int) -> tuple[int, ...]:
 
 def build_pig(problem, config, *, dtype, key):
     """The spec's ``model: {backend: pig}``."""
-    from ..spec.build import BuiltModel, derivative_strategy
+    from ._base import BuiltModel, derivative_strategy
     from .mlp import with_constraints
 
     net = PIG(

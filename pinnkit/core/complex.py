@@ -30,9 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
-from ..equations import AbstractEquation
 from ..errors import SpecError
 from .domain import Derivative, derivative_name, parse_derivative
+from .equation import AbstractEquation
 
 PARTS = ("re", "im")
 

@@ -707,3 +707,7 @@ def hessian(
     for row, (a, b) in enumerate(pairs):
         where[a, b] = where[b, a] = row
     return jnp.moveaxis(rows[where], -1, 0)
+
+
+STRATEGIES = {"forward": ForwardMode, "reverse": NestedReverse, "taylor": TaylorMode}
+"""The derivative strategies by the name a spec gives them (``model.derivatives``)."""

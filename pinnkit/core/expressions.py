@@ -50,6 +50,7 @@ from typing import Any, NoReturn
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from pinnkit.errors import ExpressionError
@@ -953,3 +954,15 @@ def parse_expression(
         path=path,
         line=line,
     )
+
+
+def evaluate_numpy(text: str, coords: dict, params: dict, *, path: str) -> np.ndarray:
+    """An expression of coordinates and params evaluated in float64 on NumPy arrays (a spec's
+    potential on a reference solver's grid, say), broadcast to the coordinates' shape."""
+    import jax
+
+    expr = parse_expression(text, symbols=[*coords, *params], path=path)
+    shape = np.broadcast_shapes(*(np.shape(v) for v in coords.values()))
+    with jax.enable_x64(True):
+        value = expr({**{k: np.asarray(v, float) for k, v in coords.items()}, **params})
+        return np.broadcast_to(np.asarray(value, dtype=float), shape).copy()

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..equations import AbstractEquation
 from .complex import ComplexFields, split_complex
 from .domain import Box, Derivative, Face, parse_derivative
+from .equation import AbstractEquation
 from .functions import UnknownFunction
 
 EnvFunction = Callable[[Mapping[str, Any]], Any]

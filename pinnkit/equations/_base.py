@@ -8,33 +8,15 @@ plain arithmetic, so one definition serves every backend (DESIGN.md §3).
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Mapping, Sequence
 
-import equinox as eqx
 from jaxtyping import Array
 
 from ..core.domain import Derivative, parse_derivative
+from ..core.equation import AbstractEquation as AbstractEquation
+from ..core.equation import Env as Env
 from ..core.expressions import Expression, parse_expression
 from ..errors import SpecError
-
-Env = Mapping[str, Array]
-
-
-class AbstractEquation(eqx.Module):
-    """A PDE written as residuals that vanish at the solution.
-
-    Subclasses set `names` (one per residual) and `requests` (every symbol their residuals
-    read that a backend must supply: fields and derivatives; coordinates, params and unknowns
-    are supplied by the objective) and implement `residuals`.
-    """
-
-    names: eqx.AbstractVar[tuple[str, ...]]
-    requests: eqx.AbstractVar[tuple[str, ...]]
-
-    @abc.abstractmethod
-    def residuals(self, env: Env) -> tuple[Array, ...]:
-        """Residual arrays (one per name), each shaped like the points' batch."""
 
 
 class ExpressionEquation(AbstractEquation):

@@ -28,6 +28,7 @@ import re
 
 import numpy as np
 
+from ..core.expressions import evaluate_numpy
 from ..errors import SpecError, did_you_mean
 
 POTENTIALS = {
@@ -122,13 +123,7 @@ def find_jumps(fn, lo: float, hi: float, *, n: int = 4096) -> list[float]:
 
 
 def _evaluate(text: str, x: np.ndarray, params: dict) -> np.ndarray:
-    import jax
-
-    from ..core.expressions import parse_expression
-
-    expr = parse_expression(text, symbols=["x", *params], path="equation.potential")
-    with jax.enable_x64(True):
-        return np.broadcast_to(np.asarray(expr({"x": x, **params}), dtype=float), x.shape).copy()
+    return evaluate_numpy(text, {"x": x}, params, path="equation.potential")
 
 
 def expand_schrodinger(data: dict) -> dict:

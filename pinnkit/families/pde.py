@@ -149,7 +149,7 @@ class PDEFamily(AbstractFamily):
 def _rayleigh_ritz(problem, model, record):
     """An eigenvalue problem with orthonormal states ends with a Rayleigh–Ritz step: the
     states are rotated within their span to diagonalise ``-Δ + V`` (`Orthonormal.ritz`)."""
-    from ..backends._base import Orthonormal
+    from ..backends import Orthonormal
 
     if problem.potential is None or not isinstance(model, Orthonormal):
         return model

@@ -41,13 +41,15 @@ def _allen_cahn(columns, *, fields, params, eps=None, a=None, n=None):
 
 
 def _schrodinger(columns, *, fields, params, potential, states, jumps=None, n=2000):
-    from ..equations.schrodinger import _evaluate
+    from ..core.expressions import evaluate_numpy
     from .schrodinger import schrodinger_reference
 
     _need(columns, ["x"], "schrodinger")
     x = np.asarray(columns["x"], float)
     _, grid, psi = schrodinger_reference(
-        lambda z: _evaluate(potential, np.asarray(z, float), params),
+        lambda z: evaluate_numpy(
+            potential, {"x": np.asarray(z, float)}, params, path="equation.potential"
+        ),
         float(x.min()),
         float(x.max()),
         states=int(states),

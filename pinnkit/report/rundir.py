@@ -27,8 +27,8 @@ import sys
 from collections.abc import Callable
 
 from .._version import __version__
+from ..core.files import atomic_write
 from ..errors import SpecError
-from ..train.checkpoint import atomic_write
 
 
 def device_description() -> str:

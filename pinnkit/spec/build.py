@@ -9,15 +9,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import pathlib
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..backends import BuiltModel
 from ..core.complex import part_names
-from ..core.derivatives import ForwardMode, NestedReverse, TaylorMode
 from ..core.domain import Box, parse_derivative, parse_face
 from ..core.expressions import CONSTANTS, FUNCTIONS, parse_expression
 from ..core.functions import UnknownFunction
@@ -50,7 +49,6 @@ from .schema import (
     TrainConfig,
 )
 
-DERIVATIVES = {"forward": ForwardMode, "reverse": NestedReverse, "taylor": TaylorMode}
 OPTIMIZERS = (
     "adam",
     "adamw",
@@ -593,13 +591,6 @@ def _reference_values(ref, spec: Spec, box, fields, symbols, base_dir, grid):
 # --- model ------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class BuiltModel:
-    model: Any
-    enforced: frozenset
-    periodic_exact: bool
-
-
 def build_model(problem: Problem, config: ModelConfig, *, dtype, key) -> BuiltModel:
     """The backend a model config names, wrapped with exact constraints where asked."""
     from ..backends import BACKENDS
@@ -622,7 +613,7 @@ def _is_zero(fn) -> bool:
 
 def _orthonormal(problem: Problem, config: ModelConfig, model, dtype):
     """Wrap a model so its fields are orthonormal by construction (`Orthonormal`)."""
-    from ..backends._base import Orthonormal
+    from ..backends import Orthonormal
 
     cfg = config.orthonormal if not isinstance(config.orthonormal, bool) else OrthonormalConfig()
     box = problem.box
@@ -644,10 +635,6 @@ def _orthonormal(problem: Problem, config: ModelConfig, model, dtype):
         )
     nodes, weights = gauss_legendre(box, tuple(range(box.dim)), cfg.points, breaks)
     return Orthonormal(model, nodes.astype(dtype), weights.astype(dtype), problem.coords)
-
-
-def derivative_strategy(config: ModelConfig):
-    return DERIVATIVES[config.derivatives]()
 
 
 # --- training ---------------------------------------------------------------------------
@@ -804,7 +791,7 @@ def build_objective(problem: Problem, train: TrainConfig, built: BuiltModel, dty
     model = built.model
     # A model that owns a collocation grid (gp) answers the equation there; a model may add
     # its own loss terms (a GP prior).
-    from ..backends._base import AbstractModel
+    from ..backends import AbstractModel
 
     own = isinstance(model, AbstractModel)
     grid = model.collocation_axes() if own else None

@@ -11,31 +11,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
 
 import equinox as eqx
 
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Write a file so that it is either the old one or the whole new one, never a part.
-
-    Arguments:
-        path: the file.
-        write: ``write(f)`` writes the contents into a binary file object (a temporary file
-            in the same folder, moved onto `path` with `os.replace` once flushed to disk).
-    """
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+from ..core.files import atomic_write as atomic_write
 
 
 class Checkpointer:

@@ -33,7 +33,7 @@ import lineax as lx
 import numpy as np
 import optax
 
-from ..backends._base import hooks_of, trainable_filter
+from ..backends import hooks_of, trainable_filter
 from ..errors import SpecError
 from .sparse import direct_step
 

@@ -25,7 +25,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from ..backends._base import trainable_filter
+from ..backends import trainable_filter
 from ..core.objective import Objective
 from ..core.problem import Problem
 from ..errors import SpecError

@@ -1,0 +1,1 @@
+"""From a YAML file or a dict to validated spec objects and the things they build."""

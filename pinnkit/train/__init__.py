@@ -1,0 +1,1 @@
+"""The one trainer, its optimizer steps, loss weighting, checkpoints and the `Solution`."""
