@@ -249,3 +249,23 @@ def test_a_battery_run_killed_while_writing_a_checkpoint_keeps_the_previous_one(
     assert summary["status"] == "ok" and len(summary["levels"]) == 2
     steps = [row["step"] for row in run.history()]
     assert steps == sorted(set(steps)) and steps[-1] == 60
+
+
+def test_train_steps_is_the_runs_total_taken_up_by_the_last_phase():
+    from pinnkit import load_spec
+    from pinnkit.errors import SpecError
+
+    levels = "train.levels=[{adam_steps: 10, lbfgs_steps: 5}, {adam_steps: 20, lbfgs_steps: 4}]"
+    spec = {"name": "cell", "equation": "spm"}
+    loaded = load_spec(spec, [levels, "train.steps=50"])
+    assert loaded.total_steps() == 50
+    assert [(lv.adam_steps, lv.lbfgs_steps) for lv in loaded.spec.train.levels] == [
+        (10, 5),
+        (20, 15),
+    ]
+    assert "steps" not in loaded.resolved()["train"]  # the levels say it
+    no_lbfgs = "train.levels=[{adam_steps: 10, lbfgs_steps: 0}]"
+    assert load_spec(spec, [no_lbfgs, "train.steps=30"]).spec.train.levels[0].adam_steps == 30
+    with pytest.raises(SpecError, match="fewer") as e:
+        load_spec(spec, [levels, "train.steps=30"])
+    assert e.value.path == "train.steps"

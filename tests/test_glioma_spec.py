@@ -197,3 +197,26 @@ def test_the_fisher_kolmogorov_builtin_vanishes_on_the_travelling_wave():
 
     assert residual(D) < 1e-10
     assert residual(2 * D) > 1e-4
+
+
+def test_train_steps_is_the_runs_total_split_over_the_starts(patient_dir):
+    from pinnkit import load_spec
+    from pinnkit.errors import SpecError
+
+    spec = str(patient_dir / "problem.yaml")
+    three = ["model.ratios=[0.5, 1, 2]"]
+    loaded = load_spec(spec, [*three, "train.steps=12"])
+    assert (loaded.spec.train.steps, loaded.spec.train.steps_per_start) == (12, 4)
+    assert loaded.total_steps() == 12
+    loaded = load_spec(spec, [*three, "train.steps_per_start=5"])
+    assert (loaded.spec.train.steps, loaded.spec.train.steps_per_start) == (15, 5)
+    # both: the total decides, as --set train.steps=N does on a resumed run
+    loaded = load_spec(spec, [*three, "train.steps_per_start=5", "train.steps=6"])
+    assert loaded.spec.train.steps_per_start == 2
+    assert "steps" not in loaded.resolved()["train"]  # resolved per start
+    # one start when both D_w T and rho T are given
+    loaded = load_spec(spec, [*three, "train.steps=7", "model.initial={D_w_T: 10, rho_T: 5}"])
+    assert loaded.spec.train.steps_per_start == 7
+    with pytest.raises(SpecError, match="multiple of 3") as e:
+        load_spec(spec, [*three, "train.steps=10"])
+    assert e.value.path == "train.steps"

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import DivergenceError, InterruptedRun, SpecError
 from ..report.rundir import RunDirectory, run_header
-from ..spec.battery import BatterySpec, is_battery_spec
+from ..spec.battery import BatterySpec, is_battery_spec, resolve_steps
 from ..spec.loader import SpecSource, validate_as
 from ._base import AbstractFamily, Outcome
 
@@ -46,7 +46,8 @@ class BatteryFamily(SpecSource, AbstractFamily):
     @classmethod
     def load(cls, data, lines, base_dir) -> BatteryFamily:
         """Validate a battery spec and check its parameter file (read, not trained)."""
-        loaded = cls(validate_as(BatterySpec, data, lines), data, pathlib.Path(base_dir))
+        spec = resolve_steps(validate_as(BatterySpec, data, lines))
+        loaded = cls(spec, data, pathlib.Path(base_dir))
         loaded.parameters()
         loaded.levels()
         return loaded

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import DivergenceError, InterruptedRun, SpecError
 from ..report.rundir import RunDirectory, run_header
-from ..spec.glioma import GliomaSpec, is_glioma_spec
+from ..spec.glioma import GliomaSpec, is_glioma_spec, resolve_steps
 from ..spec.loader import SpecSource, validate_as
 from ._base import AbstractFamily, Outcome
 
@@ -41,22 +41,26 @@ class GliomaFamily(SpecSource, AbstractFamily):
     @classmethod
     def load(cls, data, lines, base_dir) -> GliomaFamily:
         """Validate a glioma spec and check its files (read, not solved)."""
-        loaded = cls(validate_as(GliomaSpec, data, lines), data, pathlib.Path(base_dir))
+        spec = resolve_steps(validate_as(GliomaSpec, data, lines))
+        loaded = cls(spec, data, pathlib.Path(base_dir))
         loaded.inputs()
         loaded.optimizer()
         return loaded
 
     def resolved(self) -> dict:
-        return self.spec.model_dump(mode="json", exclude_none=True)
+        data = self.spec.model_dump(mode="json", exclude_none=True)
+        # per start, so `--resume DIR --set train.steps=N` (the total) can extend the run
+        del data["train"]["steps"]
+        return data
 
     def starts(self) -> int:
         return 1 if _single_start(self.spec) else len(self.spec.model.ratios)
 
     def total_steps(self) -> int:
-        return self.spec.train.steps * self.starts()
+        return self.spec.train.steps
 
     def resume_step(self, rundir) -> int:
-        return _checkpoint_step(rundir, self.spec.train.steps)
+        return _checkpoint_step(rundir, self.spec.train.steps_per_start)
 
     def run(self, rundir, *, resume, log) -> Outcome:
         from ..reference import gliodil
@@ -67,7 +71,7 @@ class GliomaFamily(SpecSource, AbstractFamily):
         def on_step(k, loss, params):
             log(
                 {
-                    "step": int(params["start"]) * spec.train.steps + k,
+                    "step": int(params["start"]) * spec.train.steps_per_start + k,
                     "phase": f"start {int(params['start'])}",
                     "loss": loss,
                     **{n: np.asarray(v).tolist() for n, v in params.items() if n != "start"},
@@ -82,7 +86,7 @@ class GliomaFamily(SpecSource, AbstractFamily):
                 seg,
                 pet,
                 nt=m.nt,
-                steps=spec.train.steps,
+                steps=spec.train.steps_per_start,
                 optimizer=self.optimizer(),
                 ratios=m.ratios,
                 r=spec.equation.r,
@@ -102,7 +106,7 @@ class GliomaFamily(SpecSource, AbstractFamily):
     def write_outputs(self, outcome, rundir) -> GliomaRun | None:
         if outcome.status != "ok":
             header = run_header(self.name, "gliodil", outcome.status, "float64", None)
-            steps = _checkpoint_step(rundir, self.spec.train.steps)
+            steps = _checkpoint_step(rundir, self.spec.train.steps_per_start)
             rundir.write_partial(header, outcome.message, steps=steps)
             return None
         result, anatomy, truth = outcome.value
@@ -118,8 +122,8 @@ class GliomaFamily(SpecSource, AbstractFamily):
             f"voxels; PET {'yes' if pet is not None else 'no'}; truth "
             f"{'yes' if truth is not None else 'no'}",
             f"  equation fisher_kolmogorov (r = {s.equation.r:g}); model gliodil, nt "
-            f"{s.model.nt}, starts {len(s.model.ratios)}; {s.train.optimizer.name} x"
-            f"{s.train.steps}",
+            f"{s.model.nt}, starts {self.starts()}; {s.train.optimizer.name} x"
+            f"{s.train.steps_per_start} per start ({s.train.steps} steps)",
         ]
 
     def path(self, key: str) -> pathlib.Path | None:

@@ -1022,7 +1022,7 @@ def patient_spec(folder: str | os.PathLike, *, pet: bool = False, r: float = 20.
         *([f"  pet: {_FILES['pet']}"] if pet else []),
         "  truth: truth.json   # remove for a real patient: no Dice or plan figures then",
         "model: {backend: gliodil, nt: 64}",
-        "train: {steps: 30, optimizer: gauss_newton}",
+        "train: {steps_per_start: 30, optimizer: gauss_newton}",
         "plan: {margin_mm: 15}",
     ]
     return "\n".join(lines) + "\n"

@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from ..errors import SpecError
 from .schema import Strict
 
 
@@ -49,6 +50,11 @@ class SPMLevel(Strict):
 class SPMTrain(Strict):
     levels: list[SPMLevel] = Field(
         [SPMLevel(), SPMLevel(points=2048, lr=3e-4, scale=0.1)], min_length=1
+    )
+    steps: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="the run's optimizer steps, all levels together (as in every spec): the "
+        "last level's last phase takes up the difference",
     )
     dtype: Literal["float32", "float64"] = "float32"
     seed: int = 0
@@ -92,3 +98,25 @@ def is_battery_spec(data) -> bool:
         return False
     eq = data.get("equation")
     return eq == "spm" or (isinstance(eq, dict) and eq.get("name") == "spm")
+
+
+def resolve_steps(spec: BatterySpec) -> BatterySpec:
+    """``train.steps`` is the run's total, as in every spec: the last level's last phase
+    (L-BFGS, or Adam where it has none) takes up the difference; the levels say it on
+    return."""
+    t = spec.train
+    if t.steps is None:
+        return spec
+    last = t.levels[-1]
+    phase = "lbfgs_steps" if last.lbfgs_steps > 0 else "adam_steps"
+    total = sum(level.adam_steps + level.lbfgs_steps for level in t.levels)
+    head = total - getattr(last, phase)
+    if t.steps < head:
+        raise SpecError(
+            f"train.steps={t.steps} is fewer than the steps before the last level's last "
+            f"phase ({head}); lower the levels' steps instead",
+            path="train.steps",
+        )
+    levels = [*t.levels[:-1], last.model_copy(update={phase: t.steps - head})]
+    train = t.model_copy(update={"levels": levels, "steps": None})
+    return spec.model_copy(update={"train": train})

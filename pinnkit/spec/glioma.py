@@ -11,7 +11,7 @@ A spec with a ``patient:`` section is a glioma spec (docs/glioma.md)::
       pet: pet.nii.gz                    # optional
       truth: truth.json                  # optional: Dice and plan figures against it
     model: {backend: gliodil, nt: 64}
-    train: {steps: 30, optimizer: gauss_newton}
+    train: {steps_per_start: 30, optimizer: gauss_newton}   # or steps: the total, all starts
     plan: {margin_mm: 15}
 
 Unknown keys are refused with a "did you mean", as in the PDE spec (`pinnkit.spec.schema`).
@@ -23,6 +23,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from ..errors import SpecError
 from .schema import Strict
 
 
@@ -98,7 +99,14 @@ class GliomaOptimizer(Strict):
 
 
 class GliomaTrain(Strict):
-    steps: Annotated[int, Field(ge=0)] = Field(30, description="optimiser steps per start")
+    steps: Annotated[int, Field(ge=0)] | None = Field(
+        None,
+        description="the run's optimiser steps, all starts together (as in every spec); split "
+        "evenly over the starts, and decides over steps_per_start when both are given",
+    )
+    steps_per_start: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="optimiser steps per start (default 30)"
+    )
     optimizer: GliomaOptimizer | str = GliomaOptimizer()
 
     @field_validator("optimizer")
@@ -128,6 +136,28 @@ class GliomaSpec(Strict):
     @classmethod
     def _expand(cls, v):
         return GliomaEquation(name=v) if isinstance(v, str) else v
+
+
+def resolve_steps(spec: GliomaSpec) -> GliomaSpec:
+    """``train.steps`` is the run's total, as in every spec: split evenly over the starts
+    (deciding over ``train.steps_per_start`` when both are given); both set on return."""
+    i = spec.model.initial
+    single = i is not None and i.D_w_T is not None and i.rho_T is not None
+    starts = 1 if single else len(spec.model.ratios)
+    t = spec.train
+    if t.steps is not None:
+        if t.steps % starts:
+            raise SpecError(
+                f"train.steps is the run's total over its {starts} starts, so a multiple of "
+                f"{starts}; got {t.steps}. Give train.steps_per_start instead, or "
+                f"train.steps: {starts * max(1, round(t.steps / starts))}",
+                path="train.steps",
+            )
+        per_start = t.steps // starts
+    else:
+        per_start = 30 if t.steps_per_start is None else t.steps_per_start
+    train = t.model_copy(update={"steps": per_start * starts, "steps_per_start": per_start})
+    return spec.model_copy(update={"train": train})
 
 
 def is_glioma_spec(data) -> bool:
