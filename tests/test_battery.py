@@ -269,3 +269,40 @@ def test_train_steps_is_the_runs_total_taken_up_by_the_last_phase():
     with pytest.raises(SpecError, match="fewer") as e:
         load_spec(spec, [levels, "train.steps=30"])
     assert e.value.path == "train.steps"
+
+
+def test_each_level_trains_through_the_trainer_with_earlier_levels_frozen(monkeypatch):
+    """Every level is one `pinnkit.train.train` call that moves that level alone: level 1's
+    weights are bit-for-bit the same after level 2 has trained; a diverged record is a
+    `DivergenceError`."""
+    from pinnkit.errors import DivergenceError
+    from pinnkit.train.trainer import Record, train
+
+    calls = []
+
+    def spy(problem, model, **kwargs):
+        calls.append((model, [phase.name for phase in kwargs["phases"]]))
+        return train(problem, model, **kwargs)
+
+    monkeypatch.setattr(S, "train", spy)
+    small = dict(width=8, depth=2, adam_steps=20, lbfgs_steps=5, points=32)
+    configs = [S.LevelConfig(**small), S.LevelConfig(**small, scale=0.1)]
+    after = []
+    model, records = S.train_surrogate(
+        levels=configs, log_every=10, on_level=lambda m, r: after.append(m)
+    )
+    assert [phases for _, phases in calls] == [["adam", "lbfgs"], ["adam", "lbfgs"]]
+    assert all(isinstance(m, S._Level) for m, _ in calls)  # the trained model is the level
+    before, final = (eqx.filter(m.levels[0], eqx.is_array) for m in (after[0], model))
+    for a, b in zip(jax.tree.leaves(before), jax.tree.leaves(final), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # level 2 did train: its last layer started at zero
+    assert float(jnp.abs(model.levels[1].anode.layers[-1].weight).max()) > 0
+    assert [r["level"] for r in records] == [1, 2]
+
+    def diverged(problem, model, **kwargs):
+        return model, {}, Record(status="diverged", steps=7)
+
+    monkeypatch.setattr(S, "train", diverged)
+    with pytest.raises(DivergenceError, match="level 1: non-finite loss after step 7"):
+        S.train_surrogate(levels=configs[:1])

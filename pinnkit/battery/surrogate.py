@@ -22,8 +22,9 @@ algebra, and the anode network is independent of deg_i0_a in practice (it still 
 
 Multi-fidelity hierarchy: level 2 adds a correction network ``t~ eps s N_2`` to the frozen
 level 1 and trains it on the same residuals (more points, more steps); ``eps`` (default 0.1)
-sizes the correction. `train_surrogate` trains level by level; `SPMSurrogate` holds the
-levels and evaluates any prefix of them.
+sizes the correction. `train_surrogate` trains level by level, each by one call of
+`pinnkit.train.train` with the earlier levels held fixed in its objective; `SPMSurrogate`
+holds the levels and evaluates any prefix of them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import os
 import pathlib
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -43,8 +45,10 @@ import numpy as np
 import optax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from pinnkit.errors import SpecError
+from pinnkit.core.objective import Term
+from pinnkit.errors import DivergenceError, SpecError
 from pinnkit.reference import spm
+from pinnkit.train.trainer import Phase, Record, lbfgs_phase, train
 
 __all__ = [
     "DEGRADATION_RANGES",
@@ -241,18 +245,6 @@ def _dtype(model: SPMSurrogate):
 # --------------------------------------------------------------------------------------------
 
 
-def _residuals(model: SPMSurrogate, interior: Array, surface: Array) -> dict[str, Array]:
-    """The mean squared scaled residuals on interior points and surface points, both
-    (n, 4) non-dimensional (t~, r~, q_i0, q_ds)."""
-    pde, flux = residual_rows(model, interior, surface)
-    return {
-        "pde_a": jnp.mean(pde[:, 0] ** 2),
-        "pde_c": jnp.mean(pde[:, 1] ** 2),
-        "flux_a": jnp.mean(flux[:, 0] ** 2),
-        "flux_c": jnp.mean(flux[:, 1] ** 2),
-    }
-
-
 def residual_rows(model: SPMSurrogate, interior: Array, surface: Array) -> tuple[Array, Array]:
     """The scaled residual rows: the diffusion equation on interior points and the surface
     flux on surface points, each (n, 2) for (anode, cathode); points (n, 4) non-dimensional
@@ -363,6 +355,67 @@ def _new_level(cfg: LevelConfig, dtype, key) -> _Level:
     return _Level(zero_last(make(ka)), zero_last(make(kc)), float(cfg.scale))
 
 
+class _Draws(NamedTuple):
+    """What the trainer asks of an objective's sampler: whether a new draw gives new points."""
+
+    resamples: bool
+
+
+_TERMS = ("pde_a", "pde_c", "flux_a", "flux_c")
+
+
+class _LevelObjective:
+    """The physics loss of the level being trained, as an objective of `pinnkit.train.train`.
+
+    The model the trainer moves is the new `_Level` alone; the surrogate's parameters, ranges,
+    kinetics and the frozen earlier levels are held here, so nothing the trainer updates can
+    reach them. The terms are the mean squared scaled residuals (`residual_rows`) of each
+    particle's diffusion equation on interior points and surface flux on surface points; the
+    points (``points`` interior, a quarter as many on the surface, `_sample`) are drawn anew
+    every Adam step (L-BFGS phases keep the last draw: the trainer's rule for line searches).
+    """
+
+    def __init__(self, frozen: SPMSurrogate, cfg: LevelConfig, dtype):
+        self.frozen = frozen
+        self.dtype = jnp.dtype(dtype)
+        self.n_interior = int(cfg.points)
+        self.n_surface = max(int(cfg.points) // 4, 1)
+        self.terms = [
+            Term(name, "surface" if name.startswith("flux") else "interior", "residual")
+            for name in _TERMS
+        ]
+        self.sampler = _Draws(resamples=True)
+
+    def surrogate(self, level: _Level) -> SPMSurrogate:
+        """The frozen levels with ``level`` on top."""
+        f = self.frozen
+        return SPMSurrogate(f.params, (*f.levels, level), f.ranges, f.kinetics)
+
+    def sample(self, *, score=None, key: PRNGKeyArray) -> dict[str, Array]:
+        del score
+        k1, k2 = jax.random.split(key)
+        return {
+            "interior": _sample(k1, self.n_interior, self.dtype, surface=False),
+            "surface": _sample(k2, self.n_surface, self.dtype, surface=True),
+        }
+
+    def score(self, model, unknowns):
+        """No residual-based sampling."""
+        return None
+
+    def squared(self, model: _Level, unknowns, points) -> dict[str, Array]:
+        pde, flux = residual_rows(self.surrogate(model), points["interior"], points["surface"])
+        return {
+            "pde_a": pde[:, 0] ** 2,
+            "pde_c": pde[:, 1] ** 2,
+            "flux_a": flux[:, 0] ** 2,
+            "flux_c": flux[:, 1] ** 2,
+        }
+
+    def reduce(self, squared, points, causal=None, causal_weights=None) -> dict[str, Array]:
+        return {name: jnp.mean(squared[name]) for name in _TERMS}
+
+
 def train_surrogate(
     params: spm.SPMParameters | None = None,
     levels: Sequence[LevelConfig] = (LevelConfig(), LevelConfig(scale=0.1, points=2048)),
@@ -428,7 +481,7 @@ def train_surrogate(
         began = time.perf_counter()
         level = _new_level(cfg, dtype, k_init)
         model = SPMSurrogate(params, (*model.levels, level), model.ranges, kinetics)
-        model, terms = _train_level(model, cfg, dtype, k_train, index, callback, log_every)
+        model, terms, record = _train_level(model, cfg, dtype, k_train, index, callback, log_every)
         records.append(
             {
                 "level": index + 1,
@@ -436,6 +489,8 @@ def train_surrogate(
                 "lbfgs_steps": cfg.lbfgs_steps,
                 "loss": {k: float(v) for k, v in terms.items()},
                 "wall_s": time.perf_counter() - began,
+                "compile_s": record.compile_s,
+                "steps_per_s": record.steps_per_s if record.steps_timed else None,
             }
         )
         if on_level is not None:
@@ -444,97 +499,45 @@ def train_surrogate(
 
 
 def _train_level(model, cfg, dtype, key, index, callback, log_every):
-    """Adam (fresh points each step) then L-BFGS (fixed points) on the last level only."""
-    frozen, last = model.levels[:-1], model.levels[-1]
-
-    def assemble(level):
-        return SPMSurrogate(model.params, (*frozen, level), model.ranges, model.kinetics)
-
-    def loss_fn(level, interior, surface):
-        terms = _residuals(assemble(level), interior, surface)
-        return sum(terms.values()), terms
-
-    n_surface = max(cfg.points // 4, 1)
-
-    def draw(k):
-        k1, k2 = jax.random.split(k)
-        return (
-            _sample(k1, cfg.points, dtype, surface=False),
-            _sample(k2, n_surface, dtype, surface=True),
-        )
-
+    """Train the last level of ``model`` (the others frozen) with `pinnkit.train.train`: Adam
+    (cosine-decayed rate, fresh points each step), then L-BFGS (fixed points). Returns the
+    surrogate, the loss terms on a fresh draw of points and the trainer's `Record`."""
+    objective = _LevelObjective(
+        SPMSurrogate(model.params, model.levels[:-1], model.ranges, model.kinetics), cfg, dtype
+    )
     schedule = optax.cosine_decay_schedule(cfg.lr, max(cfg.adam_steps, 1), alpha=0.01)
-    adam = optax.adam(schedule)
-    params, static = eqx.partition(last, eqx.is_inexact_array)
-
-    @eqx.filter_jit
-    def adam_chunk(params, opt_state, key, n):
-        def step(carry, k):
-            params, opt_state = carry
-            interior, surface = draw(k)
-            (loss, _), grads = jax.value_and_grad(
-                lambda p: loss_fn(eqx.combine(p, static), interior, surface), has_aux=True
-            )(params)
-            updates, opt_state = adam.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), loss
-
-        (params, opt_state), losses = jax.lax.scan(
-            step, (params, opt_state), jax.random.split(key, n)
+    phases = [
+        phase
+        for phase in (
+            Phase(optax.adam(schedule), cfg.adam_steps, "adam"),
+            lbfgs_phase(cfg.lbfgs_steps, memory_size=10),
         )
-        return params, opt_state, losses
-
-    opt_state = adam.init(params)
-    done = 0
-    while done < cfg.adam_steps:
-        n = min(log_every, cfg.adam_steps - done)
-        key, k = jax.random.split(key)
-        params, opt_state, losses = adam_chunk(params, opt_state, k, n)
-        done += n
-        _check_finite(losses, index, done)
-        if callback is not None:
-            callback(index + 1, done, float(losses[-1]))
-
-    if cfg.lbfgs_steps:
-        key, k = jax.random.split(key)
-        interior, surface = draw(k)
-        value = lambda p: loss_fn(eqx.combine(p, static), interior, surface)[0]
-        lbfgs = optax.lbfgs()
-        value_and_grad = optax.value_and_grad_from_state(value)
-
-        @eqx.filter_jit
-        def lbfgs_chunk(params, state, n):
-            def step(carry, _):
-                params, state = carry
-                loss, grad = value_and_grad(params, state=state)
-                updates, state = lbfgs.update(
-                    grad, state, params, value=loss, grad=grad, value_fn=value
-                )
-                return (optax.apply_updates(params, updates), state), loss
-
-            (params, state), losses = jax.lax.scan(step, (params, state), None, length=n)
-            return params, state, losses
-
-        state = lbfgs.init(params)
-        done = 0
-        while done < cfg.lbfgs_steps:
-            n = min(log_every, cfg.lbfgs_steps - done)
-            params, state, losses = lbfgs_chunk(params, state, n)
-            done += n
-            _check_finite(losses, index, cfg.adam_steps + done)
-            if callback is not None:
-                callback(index + 1, cfg.adam_steps + done, float(losses[-1]))
-
-    key, k = jax.random.split(key)
-    interior, surface = draw(k)
-    trained = assemble(eqx.combine(params, static))
-    return trained, _residuals(trained, interior, surface)
-
-
-def _check_finite(losses, index, step):
-    if not bool(jnp.all(jnp.isfinite(losses))):
-        from pinnkit.errors import DivergenceError
-
-        raise DivergenceError(f"level {index + 1}: non-finite loss by step {step}")
+        if phase.steps > 0
+    ]
+    k_train, k_loss = jax.random.split(key)
+    level, record = model.levels[-1], Record()
+    if phases:
+        level, _, record = train(
+            None,
+            level,
+            phases=phases,
+            objective=objective,
+            unknowns={},
+            chunk=log_every,
+            log=None if callback is None else (lambda e: callback(index + 1, e["step"], e["loss"])),
+            key=k_train,
+        )
+    if record.status == "diverged":
+        raise DivergenceError(
+            f"level {index + 1}: non-finite loss after step {record.steps} of "
+            f"{cfg.adam_steps + cfg.lbfgs_steps}; try a smaller lr (train.levels.{index}.lr) or "
+            "float64 (train.dtype: float64)"
+        )
+    if record.status == "interrupted":
+        raise KeyboardInterrupt
+    points = objective.sample(key=k_loss)
+    terms = objective.reduce(objective.squared(level, {}, points), points)
+    return objective.surrogate(level), terms, record
 
 
 # --------------------------------------------------------------------------------------------
