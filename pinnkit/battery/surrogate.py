@@ -48,6 +48,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from pinnkit.core.objective import Term
 from pinnkit.errors import DivergenceError, SpecError
 from pinnkit.reference import spm
+from pinnkit.train.checkpoint import Checkpointer
 from pinnkit.train.trainer import Phase, Record, lbfgs_phase, train
 
 __all__ = [
@@ -428,6 +429,8 @@ def train_surrogate(
     log_every: int = 100,
     start: SPMSurrogate | None = None,
     on_level: Callable[[SPMSurrogate, dict], None] | None = None,
+    checkpoint: Callable[[int], Checkpointer | None] | None = None,
+    checkpoint_every: int = 1000,
 ) -> tuple[SPMSurrogate, list[dict]]:
     """Train the surrogate level by level on the physics residuals.
 
@@ -444,6 +447,11 @@ def train_surrogate(
         start: a surrogate whose levels are kept (frozen) and counted as the first ones of
             ``levels`` (to continue an interrupted hierarchy).
         on_level: called as ``on_level(model, record)`` after each level is trained.
+        checkpoint: ``checkpoint(level) -> Checkpointer`` (level from 1): where the trainer
+            keeps the state of the level in progress (every ``checkpoint_every`` steps, on
+            Ctrl-C, and the last finite state on divergence); a level whose checkpoint is
+            there continues from it.
+        checkpoint_every: steps between those checkpoints.
 
     Returns:
         (the surrogate, per level a record: steps, final loss terms, wall time).
@@ -481,7 +489,10 @@ def train_surrogate(
         began = time.perf_counter()
         level = _new_level(cfg, dtype, k_init)
         model = SPMSurrogate(params, (*model.levels, level), model.ranges, kinetics)
-        model, terms, record = _train_level(model, cfg, dtype, k_train, index, callback, log_every)
+        store = None if checkpoint is None else checkpoint(index + 1)
+        model, terms, record = _train_level(
+            model, cfg, dtype, k_train, index, callback, log_every, store, checkpoint_every
+        )
         records.append(
             {
                 "level": index + 1,
@@ -498,7 +509,7 @@ def train_surrogate(
     return model, records
 
 
-def _train_level(model, cfg, dtype, key, index, callback, log_every):
+def _train_level(model, cfg, dtype, key, index, callback, log_every, store, checkpoint_every):
     """Train the last level of ``model`` (the others frozen) with `pinnkit.train.train`: Adam
     (cosine-decayed rate, fresh points each step), then L-BFGS (fixed points). Returns the
     surrogate, the loss terms on a fresh draw of points and the trainer's `Record`."""
@@ -525,6 +536,9 @@ def _train_level(model, cfg, dtype, key, index, callback, log_every):
             unknowns={},
             chunk=log_every,
             log=None if callback is None else (lambda e: callback(index + 1, e["step"], e["loss"])),
+            checkpoint=store,
+            checkpoint_every=checkpoint_every,
+            resume=store is not None and store.exists(),
             key=k_train,
         )
     if record.status == "diverged":

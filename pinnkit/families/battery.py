@@ -27,6 +27,7 @@ from ..errors import DivergenceError, InterruptedRun, SpecError
 from ..report.rundir import RunDirectory, run_header
 from ..spec.battery import BatterySpec, is_battery_spec, resolve_steps
 from ..spec.loader import SpecSource, validate_as
+from ..train.checkpoint import Checkpointer
 from ._base import AbstractFamily, Outcome
 
 
@@ -74,7 +75,10 @@ class BatteryFamily(SpecSource, AbstractFamily):
 
     def resume_step(self, rundir) -> int:
         start, _ = self._start(rundir)
-        return sum(self._level_steps()[: 0 if start is None else len(start.levels)])
+        done = 0 if start is None else len(start.levels)
+        current = _level_store(rundir, done + 1)
+        within = int(current.meta()["step"]) if current.exists() else 0
+        return sum(self._level_steps()[:done]) + within
 
     def run(self, rundir, *, resume, log) -> Outcome:
         import jax
@@ -85,6 +89,8 @@ class BatteryFamily(SpecSource, AbstractFamily):
         configs = self.levels()
         steps = self._level_steps()
         start, records_done = self._start(rundir) if resume else (None, [])
+        if rundir.checkpoint_meta() is None:  # resumable from the first step on
+            rundir.write_json("checkpoint/meta.json", {"levels": 0, "step": 0})
 
         def on_chunk(level, step, loss):
             log({"step": sum(steps[: level - 1]) + step, "phase": f"level {level}", "loss": loss})
@@ -115,6 +121,8 @@ class BatteryFamily(SpecSource, AbstractFamily):
                     log_every=100,
                     start=start,
                     on_level=on_level,
+                    checkpoint=lambda n: _level_store(rundir, n),
+                    checkpoint_every=100,
                 )
         except (KeyboardInterrupt, InterruptedRun):
             message = f"interrupted after {len(records_done)} finished level(s)"
@@ -186,6 +194,12 @@ class BatteryRun:
         return lines
 
 
+def _level_store(rundir: RunDirectory, level: int) -> Checkpointer:
+    """The trainer's checkpoint of the level in progress (dropped once the level is done and
+    saved, by `RunDirectory.save_checkpoint_folder`)."""
+    return Checkpointer(rundir.checkpoint / f"level-{level}-state")
+
+
 def _ranges(spec: BatterySpec) -> dict:
     from ..battery.surrogate import DEGRADATION_RANGES
 
@@ -240,7 +254,7 @@ def write_battery_outputs(loaded, model, configs, records, run_dir: pathlib.Path
         "wall_s": round(wall, 3),
         "compile_s": None,
         "steps_per_s": round(total / wall, 3) if wall else None,
-        "loss": levels[-1].get("loss", {}),
+        "loss": _loss(levels[-1].get("loss", {})),
         "errors": {
             **{k: {"mean_abs_rel": v} for k, v in last["fields"].items()},
             "voltage": {"max_mV": last["voltage_mV"]["max"], "mean_mV": last["voltage_mV"]["mean"]},
@@ -268,6 +282,12 @@ def write_battery_outputs(loaded, model, configs, records, run_dir: pathlib.Path
         t, A, D, voltage, np.asarray(reference.voltage), run_dir / "plots" / "voltage.png"
     )
     return summary
+
+
+def _loss(terms: dict) -> dict:
+    """The summary's loss: the total first, then its terms (DESIGN.md §6)."""
+    terms = {k: v for k, v in terms.items() if k != "total"}
+    return {"total": sum(terms.values()), **terms}
 
 
 def _plot_voltage(t, A, D, voltage, reference, path):
