@@ -74,7 +74,7 @@ def _cmd_list(args) -> int:
     print(
         "backends:   "
         + ", ".join(sorted(BACKENDS))
-        + "; gliodil (glioma specs), spm_pinn (battery specs)"
+        + "; gliodil (glioma specs), spm_pinn (battery specs), sfno, fno3d (operator specs)"
     )
     print("optimizers: " + ", ".join(OPTIMIZERS))
     print("samplers:   " + ", ".join(sorted(SAMPLERS)))

@@ -12,7 +12,14 @@ import pathlib
 import pytest
 
 import pinnkit
-from pinnkit.families import FAMILIES, BatteryFamily, GliomaFamily, PDEFamily, family_of
+from pinnkit.families import (
+    FAMILIES,
+    BatteryFamily,
+    GliomaFamily,
+    OperatorFamily,
+    PDEFamily,
+    family_of,
+)
 
 ROOT = pathlib.Path(pinnkit.__file__).parent
 
@@ -108,9 +115,10 @@ def test_no_private_name_is_imported_from_another_package():
 
 
 def test_the_registry_picks_each_family_from_the_spec():
-    assert list(FAMILIES) == ["glioma", "battery", "pde"]  # the fallback last
+    assert list(FAMILIES) == ["glioma", "battery", "operator", "pde"]  # the fallback last
     assert family_of({"patient": {"wm": "wm.nii.gz"}}) is GliomaFamily
     assert family_of({"equation": "spm"}) is BatteryFamily
     assert family_of({"equation": {"name": "spm", "kinetics": "linear"}}) is BatteryFamily
+    assert family_of({"model": {"backend": "sfno"}, "data": {"file": "a.npz"}}) is OperatorFamily
     assert family_of({"equation": "burgers", "coords": ["x", "t"]}) is PDEFamily
     assert family_of({}) is PDEFamily

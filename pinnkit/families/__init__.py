@@ -10,11 +10,13 @@ from ._base import AbstractFamily as AbstractFamily
 from ._base import Outcome as Outcome
 from .battery import BatteryFamily as BatteryFamily
 from .glioma import GliomaFamily as GliomaFamily
+from .operator import OperatorFamily as OperatorFamily
 from .pde import PDEFamily as PDEFamily
 
 FAMILIES: dict[str, type[AbstractFamily]] = {
     GliomaFamily.kind: GliomaFamily,
     BatteryFamily.kind: BatteryFamily,
+    OperatorFamily.kind: OperatorFamily,
     PDEFamily.kind: PDEFamily,
 }
 

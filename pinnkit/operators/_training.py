@@ -131,6 +131,8 @@ def train_operator(
     eval_every: int = 100,
     chunk: int = 50,
     checkpoint=None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
     log: Callable[[dict], None] | None = None,
     key: PRNGKeyArray,
 ) -> tuple[eqx.Module, Record]:
@@ -145,7 +147,8 @@ def train_operator(
         optimizer: any optax transformation (default Adam, learning rate 1e-3).
         evaluate: called as ``evaluate(model) -> {name: value}`` every ``eval_every`` steps and
             at the end (e.g. the test error); recorded in ``record.history``.
-        eval_every, chunk, checkpoint, log: as in `pinnkit.train.train`.
+        eval_every, chunk, checkpoint, checkpoint_every, resume, log: as in
+            `pinnkit.train.train` (``resume``: continue from ``checkpoint``).
         key: PRNG key (minibatch order).
 
     Returns:
@@ -164,6 +167,8 @@ def train_operator(
         eval_every=eval_every,
         evaluate=None if evaluate is None else (lambda m, u: evaluate(m)),
         checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
         log=log,
         key=key,
     )
@@ -331,6 +336,9 @@ def refine(
     evaluate: Callable[[SFNO], dict] | None = None,
     eval_every: int = 10,
     chunk: int = 10,
+    checkpoint=None,
+    checkpoint_every: int = 1000,
+    resume: bool = False,
     log: Callable[[dict], None] | None = None,
     key: PRNGKeyArray,
 ) -> tuple[SFNO, Record]:
@@ -362,7 +370,8 @@ def refine(
         modes: the new layer's (m_x, m_y, m_t) (default: untruncated).
         evaluate: ``evaluate(refined_model) -> {name: value}`` every ``eval_every`` steps (the
             true error against a solver, say); recorded in ``record.history``.
-        chunk, log: as in `pinnkit.train.train`.
+        chunk, checkpoint, checkpoint_every, resume, log: as in `pinnkit.train.train` (the
+            checkpoint holds the new output layer's training state).
         key: PRNG key.
 
     Returns:
@@ -391,6 +400,9 @@ def refine(
         chunk=chunk,
         eval_every=eval_every,
         evaluate=None if evaluate is None else (lambda h, u: evaluate(with_head(h))),
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
         log=log,
         key=key,
     )
