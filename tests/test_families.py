@@ -10,45 +10,20 @@ import os
 import pathlib
 import signal
 
-import jax
 import pytest
-from test_trainer import small_spec
+from test_glioma_spec import patient_dir  # noqa: F401  (a fixture)
+from test_trainer import CONTRACT_KEYS, small_spec
 
 import pinnkit
 from pinnkit.cli import main
 from pinnkit.errors import InterruptedRun
-from pinnkit.reference import glioma
 
 PROBLEMS = pathlib.Path(__file__).resolve().parents[1] / "problems"
-CONTRACT_KEYS = {
-    "problem",
-    "backend",
-    "status",
-    "steps",
-    "wall_s",
-    "compile_s",
-    "steps_per_s",
-    "loss",
-    "errors",
-    "unknowns",
-    "device",
-    "dtype",
-    "seed",
-    "pinnkit_version",
-}
 
 
 @pytest.fixture(scope="module")
-def patient_spec(tmp_path_factory):
-    atlas = glioma.load_atlas(2)
-    z = int(round(float(atlas.world_to_voxel((0.0, 0.0, 20.0))[2])))
-    anatomy = atlas.axial_slice(z).crop().coarsen(2)
-    with jax.enable_x64(True):
-        patient = glioma.synthetic_patient(
-            anatomy, origin=(-28.0, -10.0), D_w=0.2, rho=0.06, T=80.0
-        )
-    folder = glioma.write_patient(patient, tmp_path_factory.mktemp("patient") / "p")
-    return folder / "problem.yaml"
+def patient_spec(patient_dir):  # noqa: F811
+    return patient_dir / "problem.yaml"
 
 
 def _family(name, request):
@@ -93,7 +68,7 @@ def test_the_same_road_and_the_same_summary(family, request, tmp_path):
     assert loaded.total_steps() == total  # train.steps: the run's total
     result = pinnkit.solve(loaded, out=tmp_path / "run", progress=False)
     summary = _summary(tmp_path / "run")
-    assert CONTRACT_KEYS <= set(summary), CONTRACT_KEYS - set(summary)
+    assert set(CONTRACT_KEYS) <= set(summary), set(CONTRACT_KEYS) - set(summary)
     assert summary["status"] == "ok" and summary["steps"] == total
     steps = _steps(tmp_path / "run")
     assert steps == sorted(set(steps)) and steps[-1] == total

@@ -18,6 +18,24 @@ from pinnkit import Checkpointer, DivergenceError, InterruptedRun, load_spec, so
 from pinnkit.cli import main
 from pinnkit.train.weighting import Causal, GradNorm
 
+CONTRACT_KEYS = (
+    "problem",
+    "backend",
+    "status",
+    "steps",
+    "wall_s",
+    "compile_s",
+    "steps_per_s",
+    "loss",
+    "errors",
+    "unknowns",
+    "device",
+    "dtype",
+    "seed",
+    "pinnkit_version",
+)
+"""The keys of summary.json every run has (DESIGN.md §6)."""
+
 
 def small_spec(**train):
     spec = {
@@ -67,22 +85,7 @@ def test_outputs_follow_the_contract(tmp_path):
     out = tmp_path / "run"
     sol = solve(small_spec(), out=out, progress=False)
     summary = json.loads((out / "summary.json").read_text())
-    for key in (
-        "problem",
-        "backend",
-        "status",
-        "steps",
-        "wall_s",
-        "compile_s",
-        "steps_per_s",
-        "loss",
-        "errors",
-        "unknowns",
-        "device",
-        "dtype",
-        "seed",
-        "pinnkit_version",
-    ):
+    for key in CONTRACT_KEYS:
         assert key in summary, key
     assert summary["status"] == "ok" and summary["steps"] == 60
     assert summary["errors"]["u"]["rel_l2"] == pytest.approx(sol.errors()["u"]["rel_l2"])

@@ -43,6 +43,13 @@ class Outcome:
     value: Any = None
 
 
+def headline(summary: dict, note: str = "") -> str:
+    """The first line ``pinnkit solve`` prints for a finished run of any family."""
+    s = summary
+    line = f"{s['problem']}: {s['status']} after {s['steps']} steps in {s['wall_s']:.1f} s"
+    return f"{line} ({note})" if note else line
+
+
 class AbstractFamily(abc.ABC):
     """A validated spec of one method family (see the module docstring for the contract).
 

@@ -28,7 +28,7 @@ from ..report.rundir import RunDirectory, run_header
 from ..spec.battery import BatterySpec, is_battery_spec, resolve_steps
 from ..spec.loader import SpecSource, validate_as
 from ..train.checkpoint import Checkpointer
-from ._base import AbstractFamily, Outcome
+from ._base import AbstractFamily, Outcome, headline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +182,7 @@ class BatteryRun:
 
     def describe(self) -> list[str]:
         s = self.summary
-        lines = [f"{s['problem']}: {s['status']} after {s['steps']} steps in {s['wall_s']:.1f} s"]
+        lines = [headline(s)]
         for level in s["levels"]:
             e = level["errors"]
             fields = ", ".join(f"{k} {v:.2e}" for k, v in e["fields"].items())

@@ -23,7 +23,7 @@ from ..errors import DivergenceError, InterruptedRun, SpecError
 from ..report.rundir import RunDirectory, run_header
 from ..spec.glioma import GliomaSpec, is_glioma_spec, resolve_steps
 from ..spec.loader import SpecSource, validate_as
-from ._base import AbstractFamily, Outcome
+from ._base import AbstractFamily, Outcome, headline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,8 +266,7 @@ class GliomaRun:
         s = self.summary
         u = s["unknowns"]
         lines = [
-            f"{s['problem']}: {s['status']} after {s['steps']} steps in {s['wall_s']:.1f} s "
-            f"(GliODIL, {len(s['starts'])} starts)",
+            headline(s, f"GliODIL, {len(s['starts'])} starts"),
             f"  D_w T = {u['D_w_T']:.4g} mm^2, rho T = {u['rho_T']:.4g}, origin "
             + ", ".join(f"{v:.1f}" for v in u["origin_mm"])
             + f" mm, th_up {u['th_up']:.3f}, th_down {u['th_down']:.3f}",

@@ -28,7 +28,7 @@ from ..errors import SpecError
 from ..report.rundir import run_header
 from ..spec.loader import SpecSource
 from ..spec.operator import OperatorSpec, is_operator_spec, validate_operator_spec
-from ._base import AbstractFamily, Outcome
+from ._base import AbstractFamily, Outcome, headline
 
 REFINE_FOLDER = "refine"  # checkpoint/refine/: the refinement's training state
 
@@ -368,8 +368,7 @@ class OperatorRun:
         s = self.summary
         e = s["errors"]
         lines = [
-            f"{s['problem']}: {s['status']} after {s['steps']} steps in {s['wall_s']:.1f} s "
-            f"({s['backend']})",
+            headline(s, s["backend"]),
             f"  relative L2: train {e['train']['rel_l2']:.3e}, test {e['test']['rel_l2']:.3e} "
             f"(max {e['test']['rel_l2_max']:.3e})",
         ]

@@ -174,16 +174,14 @@ class _Program:
             return TrainState(params, opt_state, points, weights, key, state.step + 1), value
 
         def idle(state: TrainState, end):
-            del end
-            return eqx.tree_at(lambda s: s.step, state, state.step + 1), jnp.asarray(
-                jnp.nan, self.loss.objective.dtype
-            )
+            # a terminated step still counts; one past the phase's end does not
+            moved = (state.step < end).astype(state.step.dtype)
+            nan = jnp.asarray(jnp.nan, self.loss.objective.dtype)
+            return eqx.tree_at(lambda s: s.step, state, state.step + moved), nan
 
         def step(state: TrainState, end):
-            if_active = state.step < end
-            go = if_active & ~stepper.terminate(self.loss, state.params, state.opt_state)
+            go = (state.step < end) & ~stepper.terminate(self.loss, state.params, state.opt_state)
             new, value = jax.lax.cond(go, one, idle, state, end)
-            new = jax.tree.map(lambda a, b: jnp.where(if_active, a, b), new, state)
             return new, jnp.where(go, value.astype(self.loss.objective.dtype), jnp.nan)
 
         @eqx.filter_jit
