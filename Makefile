@@ -7,7 +7,7 @@ PYTEST_FLAGS ?=
 OPENBLAS_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS
 
-.PHONY: install solve test test-fast regression lint bench clean
+.PHONY: install solve test test-fast regression fuzz lint bench clean
 
 $(BIN)/pinnkit: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,13 @@ test-fast: install
 regression: install
 	$(BIN)/python tests/run_files.py --jobs 1 --marks regression \
 	  $(sort $(wildcard tests/regression/test_*.py)) -- -v $(PYTEST_FLAGS)
+
+# Mutated specs, loaded and validated without training (issue 16): prints the outcome table
+# and the classes of uncaught errors; exits 1 while any remain.
+FUZZ_N ?= 10000
+FUZZ_SEED ?= 20261207
+fuzz: install
+	$(BIN)/python tests/spec_fuzz.py --n $(FUZZ_N) --seed $(FUZZ_SEED) --jobs $(JOBS)
 
 lint: install
 	$(BIN)/ruff format --check pinnkit tests benchmarks

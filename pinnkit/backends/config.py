@@ -13,6 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 Number = float | str  # a number or a constant expression such as "2*pi"
 
 
+def _count(train: dict) -> bool:
+    """Whether ``train.steps`` is absent or a whole number (anything else is left for the
+    schema to refuse with its key path)."""
+    steps = train.get("steps")
+    return steps is None or (isinstance(steps, int) and not isinstance(steps, bool))
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -122,8 +129,9 @@ class GPConfig(ModelConfig):
         train = dict(train)
         train.setdefault("dtype", "float64")
         train.setdefault("weighting", "fixed")
-        if train.get("phases") is None and train.get("optimizer") is None:
-            steps = int(train.pop("steps", GP_DEFAULT_STEPS))
+        if train.get("phases") is None and train.get("optimizer") is None and _count(train):
+            steps = train.pop("steps", None)
+            steps = GP_DEFAULT_STEPS if steps is None else steps
             solve = {"optimizer": "gauss_newton", "steps": 2, "params": "values"}
             adam = {"name": "adam", "lr": 0.05, "schedule": "cosine"}
             train["phases"] = [
@@ -162,8 +170,9 @@ class ODILConfig(ModelConfig):
         train = dict(train)
         train.setdefault("dtype", "float64")
         train.setdefault("weighting", "fixed")
-        if train.get("phases") is None and train.get("optimizer") is None:
-            steps = int(train.pop("steps", ODIL_DEFAULT_STEPS))
+        if train.get("phases") is None and train.get("optimizer") is None and _count(train):
+            steps = train.pop("steps", None)
+            steps = ODIL_DEFAULT_STEPS if steps is None else steps
             train["phases"] = [{"optimizer": "gauss_newton", "steps": steps}]
         return train
 

@@ -231,10 +231,13 @@ def expand_schrodinger(data: dict) -> dict:
     # are already in the units of the residual, so fixed weights are the default here.
     train = dict(data.get("train") or {})
     train.setdefault("weighting", "fixed")
-    if train.get("phases") is None and train.get("optimizer") is None:
+    steps = train.get("steps")
+    whole = steps is None or (isinstance(steps, int) and not isinstance(steps, bool))
+    if train.get("phases") is None and train.get("optimizer") is None and whole:
         # Adam with the energies held at their estimates, so each state settles on the
         # eigenfunction nearest its energy before the energies move; Adam on all; L-BFGS.
-        steps = int(train.pop("steps", EIGEN_STEPS))
+        steps = train.pop("steps", None)
+        steps = EIGEN_STEPS if steps is None else steps
         adam = int(round(steps * ADAM_FRACTION))
         held = adam // 2
         train["phases"] = [

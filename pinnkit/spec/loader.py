@@ -20,6 +20,7 @@ from ..errors import SpecError, did_you_mean
 from .schema import MODEL_CONFIGS, ModelConfig, Spec
 
 Path = tuple[Any, ...]
+MAX_SPEC_BYTES = 1 << 20  # a spec is text; data goes into the files it names
 
 
 class _Loader(yaml.SafeLoader):
@@ -59,10 +60,13 @@ def _line_map(text: str) -> dict[Path, int]:
 
     try:
         root = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return lines
     if root is not None:
-        walk(root, ())
+        try:
+            walk(root, ())
+        except RecursionError:  # refused by `_check_shape`, with its own message
+            return {}
     return lines
 
 
@@ -71,18 +75,65 @@ def read_yaml(path: str | os.PathLike) -> tuple[dict, dict[Path, int]]:
     p = pathlib.Path(path)
     if not p.exists():
         raise SpecError(f"no such spec file: {str(p)!r}", path=None)
-    text = p.read_text()
+    if not p.is_file():
+        raise SpecError(f"{str(p)!r} is not a file; give the path of a YAML spec", path=None)
+    raw = p.read_bytes()
+    if len(raw) > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"{p.name} is {len(raw)} bytes; a spec is at most {MAX_SPEC_BYTES} bytes (put "
+            "large data in a file the spec names: reference.file, data[].file)"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SpecError(
+            f"{p.name} is not UTF-8 text: byte {e.start} is {raw[e.start : e.start + 1]!r}; "
+            "save the spec as UTF-8"
+        ) from None
     try:
         data = load_yaml(text)
+    except RecursionError:
+        raise SpecError(
+            f"{p.name} is nested too deeply to be a spec (or refers to itself through an "
+            "alias); flatten it"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else None
         raise SpecError(
             f"{p.name} is not valid YAML: {getattr(e, 'problem', e)}", line=line
         ) from None
+    _check_shape(data, p.name)
     if not isinstance(data, dict):
         raise SpecError(f"{p.name} must be a YAML mapping of keys (name:, coords:, ...)")
     return data, _line_map(text)
+
+
+MAX_DEPTH = 64  # nesting of mappings and lists
+MAX_NODES = 200_000  # values, aliases counted each time they are used
+
+
+def _check_shape(data, name: str) -> None:
+    """Refuse data nested deeper than `MAX_DEPTH`, with more than `MAX_NODES` values once
+    aliases are expanded (a "billion laughs"), or that contains itself: an iterative walk, so
+    it is quick and cannot overflow the stack."""
+    stack, count = [(data, 1, ())], 0
+    while stack:
+        node, depth, above = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise SpecError(
+                f"{name} holds more than {MAX_NODES} values once its aliases (*name) are "
+                "expanded; a spec that large is not meant (write the values out, or put data "
+                "in a file)"
+            )
+        if depth > MAX_DEPTH:
+            raise SpecError(f"{name} is nested more than {MAX_DEPTH} levels deep; flatten it")
+        if isinstance(node, dict | list):
+            if id(node) in above:
+                raise SpecError(f"{name} contains itself through an alias (&name ... *name)")
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((c, depth + 1, above + (id(node),)) for c in children)
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
