@@ -145,8 +145,10 @@ def apply(mutation: tuple) -> tuple[str, pathlib.Path]:
     problem it came from."""
     index, kind, where, what, size = mutation
     source = PROBLEMS[index % len(PROBLEMS)]
+    from pinnkit.spec.loader import load_yaml  # the spec's YAML 1.2 rules: `on:` is a key
+
     text = source.read_text()
-    data = yaml.safe_load(text)
+    data = load_yaml(text)
     keys = paths(data)
     path = keys[where % len(keys)]
     if kind == "delete":
@@ -189,7 +191,7 @@ def apply(mutation: tuple) -> tuple[str, pathlib.Path]:
         for i in range(1, levels):
             refs = ", ".join([f"*a{i - 1}"] * 9)
             lines.append(f"a{i}: &a{i} [{refs}]")
-        lines.append(f"description: *a{levels - 1}")
+        lines.append(f"bomb: *a{levels - 1}")
         return text + "\n" + "\n".join(lines) + "\n", source
     if kind == "self_reference":
         return text + "\nloop: &loop\n  - *loop\n", source

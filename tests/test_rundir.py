@@ -226,3 +226,68 @@ def test_an_interrupted_run_writes_its_partial_summary_through_solve(tmp_path):
     summary = RunDirectory(out).read_summary()
     assert summary["status"] == "interrupted" and summary["steps"] == 14
     assert set(run_header("p", "b", "s", "d", 0)) <= set(summary)
+
+
+def _cli(*args, **kw):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "pinnkit.cli", *map(str, args)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_a_run_killed_by_sigkill_resumes_with_each_step_logged_once(tmp_path):
+    """SIGKILL (no handler runs) between checkpoints: the log holds steps past the
+    checkpoint; ``--resume`` cuts them and trains them again, so each step is listed once."""
+    import time
+
+    spec = small_spec(checkpoint_every=200, log_every=10)
+    spec["train"].pop("phases")
+    spec["train"].update(optimizer={"name": "adam", "schedule": "constant"}, steps=10**7)
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "run"
+    proc = _cli("solve", path, "--out", out, "--quiet")
+    run = RunDirectory(out)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        meta = (out / "checkpoint" / "meta.json").exists() and run.checkpoint_meta()
+        if meta and run.metrics_path.exists():
+            logged = steps_of(run)
+            if logged and logged[-1] > meta["step"] + 30:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    at = run.checkpoint_meta()["step"]
+    assert steps_of(run)[-1] > at  # rows the checkpoint does not cover
+    end = at + 100
+    resumed = _cli("solve", "--resume", out, "--set", f"train.steps={end}", "--quiet")
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    steps = steps_of(run)
+    assert steps == sorted(set(steps)) and steps[-1] == end
+
+
+@pytest.mark.parametrize("damage", ["no_run", "meta_not_json", "meta_no_step", "state_cut"])
+def test_resume_refuses_a_folder_that_is_not_a_whole_run(tmp_path, damage):
+    out = tmp_path / "run"
+    if damage == "no_run":
+        out.mkdir()
+        (out / "notes.txt").write_text("not a run")
+    else:
+        pinnkit.solve(small_spec(checkpoint_every=20), out=out, progress=False)
+        meta = out / "checkpoint" / "meta.json"
+        if damage == "meta_not_json":
+            meta.write_text('{"step": 4')
+        elif damage == "meta_no_step":
+            meta.write_text('{"state": "x"}')
+        else:
+            state = out / "checkpoint" / json.loads(meta.read_text())["state"]
+            state.write_bytes(state.read_bytes()[:50])
+    with pytest.raises(SpecError) as info:
+        pinnkit.solve(None, resume=out, progress=False)
+    assert info.value.path == "--resume"
+    proc = _cli("solve", "--resume", out, "--quiet")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in err, err[-2000:]

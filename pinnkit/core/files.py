@@ -27,3 +27,12 @@ def atomic_write(path: str | os.PathLike, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def is_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a regular file; False, not an exception, for a name the system
+    cannot look up (too long, a NUL byte)."""
+    try:
+        return pathlib.Path(path).is_file()
+    except (OSError, ValueError):
+        return False

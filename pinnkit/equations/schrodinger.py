@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..core.expressions import evaluate_numpy
 from ..errors import SpecError, did_you_mean
@@ -43,23 +45,37 @@ POTENTIALS = {
         {"height": 100.0, "width": 1.0},
     ),
 }
-OPTIONS = {
-    "potential",
-    "states",
-    "energies",
-    "normalisation",
-    "normalisation_weight",
-    "energy_weight",
-    "trace_weight",
-    "depth",
-    "width",
-    "height",
-}
 COARSE_INTERVALS = 64
 QUADRATURE_POINTS = 64
 TRACE_WEIGHT = 1e-2
 EIGEN_STEPS = 9000  # default training: Adam then L-BFGS
 ADAM_FRACTION = 1 / 3
+MAX_STATES = 64
+MAX_POTENTIAL = 1e150  # beyond this V(x) psi overflows float64 in the residuals
+Positive = Annotated[float, Field(gt=0, le=1e12)]
+Weight = Annotated[float, Field(ge=0, le=1e12)]
+
+
+class SchrodingerOptions(BaseModel):
+    """The options of ``equation: {name: schrodinger, ...}``, checked before the spec is
+    expanded, so the expansion only ever sees values of the right type and range."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
+    name: Literal["schrodinger"] = "schrodinger"
+    potential: Annotated[str, Field(min_length=1, max_length=2000)] | float = "infinite_well"
+    states: Annotated[int, Field(ge=1, le=MAX_STATES, strict=True)] = 1
+    energies: list[Annotated[float, Field(ge=-1e12, le=1e12)]] | None = None
+    normalisation: Literal["exact", "penalty"] = "exact"
+    normalisation_weight: Weight = 1.0
+    energy_weight: Weight = 1.0
+    trace_weight: Weight = TRACE_WEIGHT
+    # the builtin wells' sizes; their defaults are in `POTENTIALS`
+    depth: Annotated[float, Field(ge=-1e12, le=1e12)] | None = None
+    width: Positive | None = None
+    height: Annotated[float, Field(ge=-1e12, le=1e12)] | None = None
+
+
+OPTIONS = set(SchrodingerOptions.model_fields) - {"name"}
 
 
 def is_eigen_spec(data: dict) -> bool:
@@ -122,47 +138,57 @@ def find_jumps(fn, lo: float, hi: float, *, n: int = 4096) -> list[float]:
     return jumps
 
 
+def _check_finite(fn, lo: float, hi: float, n: int = 4097) -> None:
+    """Refuse a potential that is not finite, or too large to train with, on the interval."""
+    with np.errstate(all="ignore"):
+        v = np.asarray(fn(np.linspace(lo, hi, n)), float)
+    bad = ~np.isfinite(v) | (np.abs(v) > MAX_POTENTIAL)
+    if bad.any():
+        x = np.linspace(lo, hi, n)[np.argmax(bad)]
+        raise SpecError(
+            f"the potential is {float(v[np.argmax(bad)])!r} at x = {x:.6g}: it must be finite "
+            "and at "
+            f"most {MAX_POTENTIAL:g} in size over the domain",
+            path="equation.potential",
+        )
+
+
 def _evaluate(text: str, x: np.ndarray, params: dict) -> np.ndarray:
     return evaluate_numpy(text, {"x": x}, params, path="equation.potential")
 
 
-def expand_schrodinger(data: dict) -> dict:
-    """Rewrite an eigenvalue spec (``equation: {name: schrodinger, ...}``) as a plain spec."""
+def expand_schrodinger(data: dict, options: SchrodingerOptions) -> dict:
+    """Rewrite an eigenvalue spec (``equation: {name: schrodinger, ...}``) as a plain spec;
+    ``options`` are its equation's options, validated (`SchrodingerOptions`)."""
     from ..reference.schrodinger import schrodinger_fd
 
     data = copy.deepcopy(data)
-    eq = data["equation"]
-    options = {} if isinstance(eq, str) else {k: v for k, v in eq.items() if k != "name"}
-    for key in options:
-        if key not in OPTIONS:
-            raise SpecError(
-                f"equation 'schrodinger' has no option {key!r}{did_you_mean(key, OPTIONS)} "
-                f"its options are {sorted(OPTIONS)}",
-                path=f"equation.{key}",
-            )
+    options = options.model_dump(exclude_none=True, exclude={"name"})
     coords, fields = data.get("coords"), data.get("fields")
     if coords != ["x"] or not isinstance(fields, list) or len(fields) != 1:
         raise SpecError(
             "the schrodinger equation takes `coords: [x]` and one field (`fields: [psi]`)",
             path="coords" if coords != ["x"] else "fields",
         )
-    states = options.get("states", 1)
-    if not isinstance(states, int) or isinstance(states, bool) or states < 1:
-        raise SpecError(
-            f"states must be a whole number >= 1, got {states!r}", path="equation.states"
-        )
+    states = options["states"]
     try:
         lo, hi = (float(v) for v in data["domain"]["x"])
     except Exception:
         raise SpecError(
             "give the interval as `domain: {x: [a, b]}` with numbers", path="domain"
         ) from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and 1e-9 < hi - lo < 1e9):
+        raise SpecError(
+            f"the interval must be finite with a < b and 1e-9 < b - a < 1e9, got [{lo}, {hi}]",
+            path="domain.x",
+        )
     params = {k: float(v) for k, v in (data.get("params") or {}).items()}
     potential, jumps = _potential(options, lo, hi)
     psi = fields[0]
     names = [f"{psi}{n}" for n in range(states)]
     energies = [f"E{n}" for n in range(states)]
     pot_fn = lambda x: _evaluate(potential, np.asarray(x, float), params)
+    _check_finite(pot_fn, lo, hi)
     if jumps is None:  # an expression: find its steps (where(), step functions)
         jumps = find_jumps(pot_fn, lo, hi)
 
@@ -181,13 +207,7 @@ def expand_schrodinger(data: dict) -> dict:
     data["conditions"] = _per_state(data.get("conditions") or [], psi, names)
     integrals = list(data.get("integrals") or [])
     breaks = {"x": jumps} if jumps else {}
-    exact = options.get("normalisation", "exact")
-    if exact not in ("exact", "penalty"):
-        raise SpecError(
-            f"normalisation is 'exact' (orthonormal by construction) or 'penalty' (loss terms, "
-            f"as in arXiv 2504.05367), got {exact!r}",
-            path="equation.normalisation",
-        )
+    exact = options["normalisation"]
     model = dict(data.get("model") or {})
     if model.get("backend", "mlp") == "mlp" and jumps:
         model.setdefault("interfaces", [f"x - ({a})" for a in jumps])
@@ -202,7 +222,7 @@ def expand_schrodinger(data: dict) -> dict:
             f"(-{p}_xx + ({potential})*{p} - {e}*{p})/sqrt({z})"
             for p, e, z in zip(names, energies, norms)
         ]
-        weight = float(options.get("normalisation_weight", 1.0))
+        weight = options["normalisation_weight"]
         for i, p in enumerate(names):
             integrals.append(
                 {
@@ -265,10 +285,10 @@ def expand_schrodinger(data: dict) -> dict:
                 "name": quotients[n],
                 "points": QUADRATURE_POINTS,
                 "breaks": breaks,
-                "weight": float(options.get("energy_weight", 1.0)),
+                "weight": options["energy_weight"],
             }
         )
-    trace = float(options.get("trace_weight", TRACE_WEIGHT))
+    trace = options["trace_weight"]
     if trace > 0:
         # The sum of the quotients of orthonormal states is least for the lowest N states
         # (Ky Fan): it keeps a state from settling on a higher eigenfunction than its own.

@@ -398,18 +398,34 @@ def read_nifti(path: str | os.PathLike, *, ndim: int = 3) -> tuple[np.ndarray, n
     """
     import nibabel as nib
 
-    image = nib.load(str(path))
-    scaled = getattr(image.dataobj, "slope", 1.0) != 1.0 or getattr(image.dataobj, "inter", 0.0)
-    if np.issubdtype(image.get_data_dtype(), np.floating) or scaled:
-        array = np.asarray(image.get_fdata(dtype=np.float32))
-    else:
-        array = np.asarray(image.dataobj)
+    try:
+        image = nib.load(str(path))
+        scaled = getattr(image.dataobj, "slope", 1.0) != 1.0 or getattr(image.dataobj, "inter", 0.0)
+        if np.issubdtype(image.get_data_dtype(), np.floating) or scaled:
+            array = np.asarray(image.get_fdata(dtype=np.float32))
+        else:
+            array = np.asarray(image.dataobj)
+        affine = np.asarray(image.affine, np.float64)
+    except Exception as e:  # noqa: BLE001 - whatever nibabel finds wrong with the file
+        raise SpecError(
+            f"{path}: not a readable NIfTI image ({type(e).__name__}: {str(e)[:120]}); give a "
+            ".nii or .nii.gz file"
+        ) from None
+    if array.ndim < 3 or any(n != 1 for n in array.shape[3:]):
+        raise SpecError(f"{path}: expected a 3D image (or one slice), got shape {array.shape}")
     array = array.reshape(array.shape[:3])  # drop trailing singleton axes of 4D files
+    if not np.all(np.isfinite(array)):
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+        raise SpecError(
+            f"{path}: the value at voxel {where} is {array[where]}; values must be finite"
+        )
+    if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise SpecError(f"{path}: the image's affine is not an invertible finite matrix")
     if ndim == 2:
         if array.shape[2] != 1:
             raise SpecError(f"{path}: expected one slice for a 2D image, got {array.shape}")
         array = array[:, :, 0]
-    return array, np.asarray(image.affine, np.float64)
+    return array, affine
 
 
 def read_tissue(wm_path: str | os.PathLike, gm_path: str | os.PathLike) -> Anatomy:

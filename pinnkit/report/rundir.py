@@ -229,6 +229,13 @@ class RunDirectory:
                 "(expected spec.resolved.yaml and checkpoint/)",
                 path="--resume",
             )
+        meta = self.checkpoint_meta()
+        if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+            raise SpecError(
+                f"{str(self.checkpoint / 'meta.json')!r} is not a pinnkit checkpoint's "
+                "meta.json; start the run afresh (without --resume)",
+                path="--resume",
+            )
 
     def write_spec(self, resolved: dict, *, base_dir: str | os.PathLike) -> None:
         """``spec.resolved.yaml`` (the spec with every default filled in, what ``--resume``
@@ -248,7 +255,16 @@ class RunDirectory:
     def checkpoint_meta(self) -> dict | None:
         """The checkpoint's ``meta.json`` (None: no checkpoint)."""
         path = self.checkpoint / "meta.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            raise SpecError(
+                f"{str(path)!r} cannot be read: the checkpoint is not pinnkit's or was cut "
+                "short; start the run afresh (without --resume)",
+                path="--resume",
+            ) from None
 
     # --- the metrics log ------------------------------------------------------------------
     def open_log(

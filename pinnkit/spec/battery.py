@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from ..errors import SpecError
-from .schema import Strict
+from .schema import MAX_COUNT, Count, Seed, Strict
 
 
 class SPMEquation(Strict):
@@ -40,9 +40,9 @@ class SPMModel(Strict):
 
 
 class SPMLevel(Strict):
-    adam_steps: Annotated[int, Field(ge=0)] = 1500
-    lbfgs_steps: Annotated[int, Field(ge=0)] = 300
-    points: Annotated[int, Field(ge=8)] = 1024
+    adam_steps: Count = 1500
+    lbfgs_steps: Count = 300
+    points: Annotated[int, Field(ge=8, le=MAX_COUNT)] = 1024
     lr: Annotated[float, Field(gt=0)] = 1e-3
     scale: Annotated[float, Field(gt=0)] = 1.0
 
@@ -51,19 +51,19 @@ class SPMTrain(Strict):
     levels: list[SPMLevel] = Field(
         [SPMLevel(), SPMLevel(points=2048, lr=3e-4, scale=0.1)], min_length=1
     )
-    steps: Annotated[int, Field(ge=0)] | None = Field(
+    steps: Count | None = Field(
         None,
         description="the run's optimizer steps, all levels together (as in every spec): the "
         "last level's last phase takes up the difference",
     )
     dtype: Literal["float32", "float64"] = "float32"
-    seed: int = 0
+    seed: Seed = 0
 
 
 class SPMReference(Strict):
     grid: Annotated[int, Field(ge=1, le=16)] = Field(3, description="values per multiplier")
-    times: Annotated[int, Field(ge=2)] = 136
-    nodes: Annotated[int, Field(ge=3)] = 64
+    times: Annotated[int, Field(ge=2, le=MAX_COUNT)] = 136
+    nodes: Annotated[int, Field(ge=3, le=MAX_COUNT)] = 64
 
 
 class BatterySpec(Strict):

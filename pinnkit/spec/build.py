@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import pathlib
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,7 @@ from ..backends import BuiltModel
 from ..core.complex import part_names
 from ..core.domain import Box, parse_derivative, parse_face
 from ..core.expressions import CONSTANTS, FUNCTIONS, parse_expression
+from ..core.files import is_file
 from ..core.functions import UnknownFunction
 from ..core.objective import Objective, gauss_legendre
 from ..core.problem import (
@@ -429,15 +431,39 @@ def _integral(index, cfg, box, fields, constants, complex_fields=()) -> Integral
 
 
 def _read_table(path: pathlib.Path, where: str) -> dict[str, np.ndarray]:
-    if not path.exists():
+    """The named columns of a ``.npz`` or ``.csv`` file (a header row of names), each finite;
+    anything unreadable is a `SpecError` naming the file and the key."""
+    if not is_file(path):
         raise SpecError(f"no such file {str(path)!r}", path=where)
-    if path.suffix == ".npz":
-        with np.load(path) as z:  # complex columns (a complex field's values) stay complex
-            return {k: np.asarray(z[k], dtype=np.result_type(z[k], float)) for k in z.files}
-    if path.suffix == ".csv":
-        arr = np.genfromtxt(path, delimiter=",", names=True)
-        return {n: np.asarray(arr[n], dtype=float) for n in arr.dtype.names}
-    raise SpecError(f"read .npz or .csv files, got {path.name!r}", path=where)
+    if path.suffix not in (".npz", ".csv"):
+        raise SpecError(f"read .npz or .csv files, got {path.name!r}", path=where)
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:  # complex columns stay complex
+                table = {k: np.asarray(z[k]) for k in z.files}
+        else:
+            with warnings.catch_warnings():  # an empty file: no names, refused below
+                warnings.simplefilter("ignore")
+                arr = np.genfromtxt(path, delimiter=",", names=True, encoding="utf-8")
+            if arr.dtype.names is None:
+                raise ValueError("no header row of column names")
+            table = {n: np.atleast_1d(np.asarray(arr[n])) for n in arr.dtype.names}
+        table = {k: np.asarray(v, dtype=np.result_type(v, float)) for k, v in table.items()}
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise SpecError(
+            f"cannot read {path.name!r} as a table of numeric columns ({type(e).__name__}: "
+            f"{str(e)[:120]}); write a .csv with a header row of names or an .npz of arrays",
+            path=where,
+        ) from None
+    for name, column in table.items():
+        if not np.all(np.isfinite(column)):
+            row = int(np.argmax(~np.isfinite(column)))
+            raise SpecError(
+                f"column {name!r} of {path.name!r} is {column.flat[row]} at row {row}: values "
+                "must be finite (drop or fill missing rows)",
+                path=where,
+            )
+    return table
 
 
 def _observations(index, cfg, box, fields, base_dir) -> Observations:

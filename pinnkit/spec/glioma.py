@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from ..errors import SpecError
-from .schema import Strict
+from .schema import Count, Strict
 
 
 class GliomaEquation(Strict):
@@ -99,12 +99,12 @@ class GliomaOptimizer(Strict):
 
 
 class GliomaTrain(Strict):
-    steps: Annotated[int, Field(ge=0)] | None = Field(
+    steps: Count | None = Field(
         None,
         description="the run's optimiser steps, all starts together (as in every spec); split "
         "evenly over the starts, and decides over steps_per_start when both are given",
     )
-    steps_per_start: Annotated[int, Field(ge=0)] | None = Field(
+    steps_per_start: Count | None = Field(
         None, description="optimiser steps per start (default 30)"
     )
     optimizer: GliomaOptimizer | str = GliomaOptimizer()

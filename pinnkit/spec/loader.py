@@ -16,6 +16,7 @@ from typing import Any
 import pydantic
 import yaml
 
+from ..core.files import is_file
 from ..errors import SpecError, did_you_mean
 from .schema import MODEL_CONFIGS, ModelConfig, Spec
 
@@ -36,6 +37,29 @@ for _first in "tTfF":
     _Loader.add_implicit_resolver(
         "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), [_first]
     )
+
+
+def _mapping_without_repeats(loader, node, deep=False):
+    """A mapping in which a key appears twice is refused: YAML would keep the last one and
+    silently drop the other."""
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            continue  # yaml's own error follows: "found unhashable key"
+        if key in seen:
+            raise SpecError(
+                f"key {_describe(key)} appears twice in one mapping (lines {seen[key]} and "
+                f"{key_node.start_mark.line + 1}); keep one",
+                line=key_node.start_mark.line + 1,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.construct_mapping = _mapping_without_repeats
 
 
 def load_yaml(text: str):
@@ -73,9 +97,9 @@ def _line_map(text: str) -> dict[Path, int]:
 def read_yaml(path: str | os.PathLike) -> tuple[dict, dict[Path, int]]:
     """Load a spec file as plain data with its line map."""
     p = pathlib.Path(path)
-    if not p.exists():
-        raise SpecError(f"no such spec file: {str(p)!r}", path=None)
-    if not p.is_file():
+    if not is_file(p) and not os.path.isdir(p):  # isdir: False for a name too long
+        raise SpecError(f"no such spec file: {_describe(str(p))}", path=None)
+    if not is_file(p):
         raise SpecError(f"{str(p)!r} is not a file; give the path of a YAML spec", path=None)
     raw = p.read_bytes()
     if len(raw) > MAX_SPEC_BYTES:
@@ -115,8 +139,9 @@ MAX_NODES = 200_000  # values, aliases counted each time they are used
 
 def _check_shape(data, name: str) -> None:
     """Refuse data nested deeper than `MAX_DEPTH`, with more than `MAX_NODES` values once
-    aliases are expanded (a "billion laughs"), or that contains itself: an iterative walk, so
-    it is quick and cannot overflow the stack."""
+    aliases are expanded (a "billion laughs"), that contains itself, or with a mapping key
+    that is not text (``? [a, b]: 1``, ``1.5: x``): an iterative walk, so it is quick and
+    cannot overflow the stack."""
     stack, count = [(data, 1, ())], 0
     while stack:
         node, depth, above = stack.pop()
@@ -132,12 +157,22 @@ def _check_shape(data, name: str) -> None:
         if isinstance(node, dict | list):
             if id(node) in above:
                 raise SpecError(f"{name} contains itself through an alias (&name ... *name)")
+            if isinstance(node, dict):
+                for key in node:
+                    if not isinstance(key, str | int) or isinstance(key, bool):
+                        raise SpecError(
+                            f"{name} has a key {_describe(key)} that is not text: keys are "
+                            "names such as `model:` (quote a key that YAML reads otherwise)"
+                        )
             children = node.values() if isinstance(node, dict) else node
             stack.extend((c, depth + 1, above + (id(node),)) for c in children)
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``key.path=value`` overrides; values are read as YAML (``1e-3``, ``[64, 64]``)."""
+    """Apply ``key.path=value`` overrides; values are read as YAML (``1e-3``, ``[64, 64]``).
+    The data (a dict from Python too) and the result are held to the limits of a spec file
+    (`_check_shape`)."""
+    _check_shape(data, "the spec")
     data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
@@ -167,6 +202,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if isinstance(node, list) and not (isinstance(parts[-1], int) and parts[-1] < len(node)):
             raise SpecError(f"{key} is not an item of the list", path="--set")
         node[parts[-1]] = value
+    if overrides:
+        _check_shape(data, "the spec with its --set values")
     return data
 
 
@@ -271,9 +308,9 @@ class SpecSource:
             return None
         path = pathlib.Path(value).expanduser()
         path = path if path.is_absolute() else self.base_dir / path
-        if not path.is_file():
+        if not is_file(path):
             raise SpecError(
-                f"no file {str(path)!r}; give a path relative to the spec's folder "
+                f"no file {_describe(str(path))}; give a path relative to the spec's folder "
                 f"({str(self.base_dir)!r}) or an absolute one",
                 path=key,
             )
@@ -283,10 +320,7 @@ class SpecSource:
 def validate_as(schema, data: dict, lines: dict[Path, int] | None = None):
     """Validate spec data against one pydantic schema (a glioma or battery spec), with the
     errors of `translate`."""
-    try:
-        return schema.model_validate(data)
-    except pydantic.ValidationError as e:
-        raise translate(e, data, lines or {}, schema) from None
+    return _validated(schema, data, lines or {})
 
 
 def _get(data, loc):
@@ -303,41 +337,90 @@ def _nearest_line(lines, loc) -> int | None:
     return None
 
 
-def validate(data: dict, lines: dict[Path, int] | None = None) -> tuple[Spec, ModelConfig]:
-    """Validate plain spec data: the spec, and its model section by the backend's schema."""
-    lines = lines or {}
-    from ..equations.schrodinger import expand_schrodinger, is_eigen_spec, reference_energies
+def _validated(schema, data, lines, prefix: Path = ()):
+    """``schema.model_validate`` of the data at ``prefix``, its errors as a `SpecError` with
+    the whole key path."""
+    try:
+        return schema.model_validate(_get(data, prefix))
+    except pydantic.ValidationError as e:
+        raise translate(e, data, lines, schema, prefix=prefix) from None
 
+
+def validate(data: dict, lines: dict[Path, int] | None = None) -> tuple[Spec, ModelConfig]:
+    """Validate plain spec data: the spec, and its model section by the backend's schema.
+
+    Everything a user wrote is checked for type and range before anything is derived from
+    it: an eigenvalue spec is validated as written, its equation's options by their schema,
+    and only then expanded; backend training defaults only see a validated train section."""
+    lines = lines or {}
+    from ..equations.schrodinger import (
+        SchrodingerOptions,
+        expand_schrodinger,
+        is_eigen_spec,
+        reference_energies,
+    )
+
+    raw = _validated(Spec, data, lines)  # as written, before anything is derived from it
+    backend = raw.model.get("backend", "mlp")
+    if not isinstance(backend, str) or backend not in MODEL_CONFIGS:
+        hint = did_you_mean(str(backend), list(MODEL_CONFIGS))
+        raise SpecError(
+            f"unknown backend {_describe(backend)}{hint} backends are {sorted(MODEL_CONFIGS)}",
+            path="model.backend",
+            line=lines.get(("model", "backend")),
+        )
     if is_eigen_spec(data):
-        data = expand_schrodinger(data)
+        if isinstance(data["equation"], dict):
+            options = _validated(SchrodingerOptions, data, lines, ("equation",))
+        else:
+            options = SchrodingerOptions()
+        data = expand_schrodinger(data, options)
         energies = reference_energies(data)
         if energies is not None:
             ref = data["reference"]
             ref["unknowns"] = {**energies, **ref.get("unknowns", {})}
-    raw_model = data.get("model")
-    backend_config = MODEL_CONFIGS.get(
-        raw_model.get("backend", "mlp") if isinstance(raw_model, dict) else None
-    )
-    defaults = getattr(backend_config, "train_defaults", None)
-    if defaults is not None and isinstance(data.get("train", {}), dict):
+    defaults = getattr(MODEL_CONFIGS[backend], "train_defaults", None)
+    if defaults is not None:
         # a backend's own training defaults (gp: Gauss–Newton phases, float64)
-        data = {**data, "train": defaults(data.get("train") or {})}
-    try:
-        spec = Spec.model_validate(data)
-    except pydantic.ValidationError as e:
-        raise translate(e, data, lines, Spec) from None
-    model_data = dict(spec.model)
-    backend = model_data.get("backend", "mlp")
-    if backend not in MODEL_CONFIGS:
-        hint = did_you_mean(str(backend), list(MODEL_CONFIGS))
-        raise SpecError(
-            f"unknown backend {backend!r}{hint} backends are {sorted(MODEL_CONFIGS)}",
-            path="model.backend",
-            line=lines.get(("model", "backend")),
-        )
-    schema = MODEL_CONFIGS[backend]
-    try:
-        model = schema.model_validate(model_data)
-    except pydantic.ValidationError as e:
-        raise translate(e, data, lines, schema, prefix=("model",)) from None
+        data = {**data, "train": defaults(dict(data.get("train") or {}))}
+    spec = _validated(Spec, data, lines)
+    data = {**data, "model": spec.model}  # {} where the spec has no model section
+    model = _validated(MODEL_CONFIGS[backend], data, lines, ("model",))
+    check_memory(spec, model, lines)
     return spec, model
+
+
+def device_bytes() -> float:
+    """The memory of the device training runs on: an accelerator's limit where JAX reports
+    one, else the machine's physical memory."""
+    import jax
+
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+    except Exception:  # noqa: BLE001 - a backend without memory statistics
+        stats = {}
+    if stats.get("bytes_limit"):
+        return float(stats["bytes_limit"])
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def check_memory(spec: Spec, model: ModelConfig, lines=None) -> None:
+    """Refuse, before anything is allocated, a spec whose training step the backend estimates
+    (`ModelConfig.step_bytes`) to need more memory than the device has; the message names the
+    key that sizes it and the override ``train.memory_check: false``."""
+    train = spec.train
+    if not train.memory_check:
+        return
+    itemsize = 8 if train.dtype == "float64" else 4
+    points = train.points.interior + train.points.boundary
+    need, key = model.step_bytes(len(spec.coords), points, itemsize)
+    have = device_bytes()
+    if need > have:
+        value = train.points.interior if key == "train.points.interior" else model.grid
+        raise SpecError(
+            f"one training step needs about {need / 2**30:.3g} GiB by the backend's estimate "
+            f"and the device has {have / 2**30:.3g} GiB: lower {key} (now {value}) or the "
+            "model's size, or set train.memory_check: false to try anyway",
+            path=key,
+            line=_nearest_line(lines or {}, tuple(key.split("."))),
+        )

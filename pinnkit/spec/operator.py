@@ -29,11 +29,11 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from .schema import OptimizerConfig, Strict
+from .schema import MAX_COUNT, Count, OptimizerConfig, PositiveCount, Seed, Strict
 
 OPERATOR_BACKENDS = ("sfno", "fno3d")
 
-Modes = tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]]
+Modes = tuple[PositiveCount, PositiveCount, PositiveCount]
 
 
 class OperatorData(Strict):
@@ -41,12 +41,12 @@ class OperatorData(Strict):
     (sample, time, x, y)) train and test, and which snapshots are inputs and targets."""
 
     file: str = Field(description="an .npz file of `pinnkit data ns2d`")
-    in_steps: Annotated[int, Field(ge=1)] = 4
-    out_steps: Annotated[int, Field(ge=1)] = 4
-    start: Annotated[int, Field(ge=0)] = Field(0, description="first input snapshot")
-    train: Annotated[int, Field(ge=1)] = Field(description="the first `train` trajectories")
-    test: Annotated[int, Field(ge=1)] = Field(description="the `test` trajectories after them")
-    res: Annotated[int, Field(ge=4)] | None = Field(
+    in_steps: PositiveCount = 4
+    out_steps: PositiveCount = 4
+    start: Count = Field(0, description="first input snapshot")
+    train: PositiveCount = Field(description="the first `train` trajectories")
+    test: PositiveCount = Field(description="the `test` trajectories after them")
+    res: Annotated[int, Field(ge=4, le=MAX_COUNT)] | None = Field(
         None, description="grid points per direction to train on (default: the file's)"
     )
 
@@ -59,11 +59,11 @@ class SFNOModel(Strict):
     width: Annotated[int, Field(ge=1, le=512)] = 16
     modes: Modes = (8, 8, 6)
     head_modes: Modes | None = None
-    latent_steps: Annotated[int, Field(ge=2)] | None = None
+    latent_steps: Annotated[int, Field(ge=2, le=MAX_COUNT)] | None = None
     layers: Annotated[int, Field(ge=1, le=16)] = 4
     expansion: Annotated[int, Field(ge=0, le=8)] = 2
-    head_channels: Annotated[int, Field(ge=1)] = 1
-    time_features: Annotated[int, Field(ge=0)] = 4
+    head_channels: PositiveCount = 1
+    time_features: Count = 4
 
 
 class FNO3dModel(Strict):
@@ -73,21 +73,21 @@ class FNO3dModel(Strict):
     width: Annotated[int, Field(ge=1, le=512)] = 20
     modes: Modes = (8, 8, 8)
     layers: Annotated[int, Field(ge=1, le=16)] = 4
-    padding: Annotated[int, Field(ge=0)] = 6
-    projection: Annotated[int, Field(ge=1)] = 128
+    padding: Count = 6
+    projection: PositiveCount = 128
 
 
 class OperatorTrain(Strict):
-    steps: Annotated[int, Field(ge=1)] = Field(
+    steps: PositiveCount = Field(
         1000, description="optimizer steps of the whole run (the refinement's included)"
     )
-    batch_size: Annotated[int, Field(ge=1)] = 8
+    batch_size: PositiveCount = 8
     optimizer: OptimizerConfig | str = OptimizerConfig(schedule="cosine")
-    seed: int = 0
+    seed: Seed = 0
     dtype: Literal["float32", "float64"] = "float32"
-    log_every: Annotated[int, Field(ge=1)] = 50
-    eval_every: Annotated[int, Field(ge=1)] = 100
-    checkpoint_every: Annotated[int, Field(ge=1)] = 100
+    log_every: PositiveCount = 50
+    eval_every: PositiveCount = 100
+    checkpoint_every: PositiveCount = 100
 
 
 class OperatorRefine(Strict):
@@ -95,7 +95,7 @@ class OperatorRefine(Strict):
     output layer on the test inputs at the file's resolution: the last ``steps`` of
     ``train.steps``."""
 
-    steps: Annotated[int, Field(ge=1)] = 50
+    steps: PositiveCount = 50
     lr: Annotated[float, Field(gt=0)] = 1e-4
     s: float = Field(-1.0, description="the Sobolev order of the residual norm")
     alpha: Annotated[float, Field(gt=0)] = 1.0

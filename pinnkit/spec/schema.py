@@ -14,15 +14,20 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Number = float | str  # a number or a constant expression such as "2*pi"
+MAX_COORDINATE = 1e12  # a domain's ends; beyond, grid spacings and scalings overflow
 
 
+from ..backends.config import MAX_COUNT as MAX_COUNT  # noqa: E402
 from ..backends.config import MODEL_CONFIGS as MODEL_CONFIGS  # noqa: E402
+from ..backends.config import Count as Count  # noqa: E402
 from ..backends.config import GPConfig as GPConfig  # noqa: E402
 from ..backends.config import MLPConfig as MLPConfig  # noqa: E402
 from ..backends.config import ModelConfig as ModelConfig  # noqa: E402
 from ..backends.config import ODILConfig as ODILConfig  # noqa: E402
 from ..backends.config import OrthonormalConfig as OrthonormalConfig  # noqa: E402
 from ..backends.config import PIGConfig as PIGConfig  # noqa: E402
+from ..backends.config import PositiveCount as PositiveCount  # noqa: E402
+from ..backends.config import Seed as Seed  # noqa: E402
 from ..backends.config import Strict as Strict  # noqa: E402
 
 
@@ -32,8 +37,8 @@ class ScheduleConfig(Strict):
     name: Literal["constant", "cosine", "exponential", "warmup_cosine"] = "cosine"
     alpha: Annotated[float, Field(ge=0)] = 0.01  # cosine: final lr as a fraction of lr
     decay_rate: Annotated[float, Field(gt=0)] = 0.9  # exponential
-    transition_steps: Annotated[int, Field(ge=1)] = 1000  # exponential
-    warmup_steps: Annotated[int, Field(ge=0)] = 0
+    transition_steps: PositiveCount = 1000  # exponential
+    warmup_steps: Count = 0
 
 
 class OptimizerConfig(BaseModel):
@@ -49,7 +54,7 @@ class OptimizerConfig(BaseModel):
 
 class PhaseConfig(Strict):
     optimizer: OptimizerConfig | str
-    steps: Annotated[int, Field(ge=0)]
+    steps: Count
     freeze: list[str] = Field([], description="unknowns held at their values in this phase")
     params: str | None = Field(
         None,
@@ -65,42 +70,47 @@ class PhaseConfig(Strict):
 class RADConfig(Strict):
     k: Annotated[float, Field(ge=0)] = 1.0
     c: Annotated[float, Field(ge=0)] = 1.0
-    candidates: Annotated[int, Field(ge=1)] = 4
+    candidates: PositiveCount = 4
 
 
 class PointsConfig(Strict):
-    interior: Annotated[int, Field(ge=1)] = 2048
-    boundary: Annotated[int, Field(ge=1)] = 256
+    interior: PositiveCount = 2048
+    boundary: PositiveCount = 256
     sampler: Literal["uniform", "sobol", "grid", "rad"] = "sobol"
-    resample_every: Annotated[int, Field(ge=0)] = 1
+    resample_every: Count = 1
     rad: RADConfig = RADConfig()
     jitter: bool = False
 
 
 class WeightingConfig(Strict):
     name: Literal["fixed", "gradnorm"] = "gradnorm"
-    every: Annotated[int, Field(ge=1)] = 100
+    every: PositiveCount = 100
     alpha: Annotated[float, Field(ge=0, lt=1)] = 0.9
 
 
 class CausalConfig(Strict):
     eps: Annotated[float, Field(gt=0)] = 1.0
-    chunks: Annotated[int, Field(ge=1)] = 32
+    chunks: PositiveCount = 32
 
 
 class TrainConfig(Strict):
-    steps: Annotated[int, Field(ge=0)] | None = None
+    steps: Count | None = None
     optimizer: OptimizerConfig | str | None = None
     phases: list[PhaseConfig] | None = None
     points: PointsConfig = PointsConfig()
     weighting: WeightingConfig | Literal["fixed", "gradnorm"] = WeightingConfig()
     causal: CausalConfig | bool = False
-    seed: int = 0
+    seed: Seed = 0
     dtype: Literal["float32", "float64"] = "float32"
-    log_every: Annotated[int, Field(ge=1)] = 100
-    eval_every: Annotated[int, Field(ge=1)] = 500
-    checkpoint_every: Annotated[int, Field(ge=1)] = 1000
-    devices: Annotated[int, Field(ge=1)] | None = None
+    log_every: PositiveCount = 100
+    eval_every: PositiveCount = 500
+    checkpoint_every: PositiveCount = 1000
+    devices: PositiveCount | None = None
+    memory_check: bool = Field(
+        True,
+        description="refuse a spec whose training step is estimated to need more memory "
+        "than the device has (false: try anyway)",
+    )
 
 
 class ConditionConfig(BaseModel):
@@ -145,7 +155,7 @@ class ReferenceConfig(Strict):
     file: str | None = None
     solver: str | None = None
     options: dict[str, Any] = {}
-    grid: list[Annotated[int, Field(ge=2)]] | None = None
+    grid: list[Annotated[int, Field(ge=2, le=MAX_COUNT)]] | None = None
     unknowns: dict[str, float] = {}
     functions: dict[str, FunctionReferenceConfig] = {}
     up_to_constant: list[str] = Field(
@@ -169,7 +179,7 @@ class IntegralConfig(Strict):
     equals: str | float
     over: list[str] | None = None
     points: Annotated[int, Field(ge=2, le=512)] = 64
-    samples: Annotated[int, Field(ge=1)] = 16
+    samples: PositiveCount = 16
     weight: Annotated[float, Field(ge=0)] = 1.0
     label: str | None = None
     name: str | None = None
@@ -217,6 +227,17 @@ class Spec(Strict):
             raise ValueError("give at least one name")
         if len(set(v)) != len(v):
             raise ValueError(f"names must be unique, got {v}")
+        return v
+
+    @field_validator("domain")
+    @classmethod
+    def _bounded(cls, v):
+        for name, ends in v.items():
+            for end in ends:
+                if isinstance(end, float) and abs(end) > MAX_COORDINATE:
+                    raise ValueError(
+                        f"{name}: {end} is beyond ±{MAX_COORDINATE:g}; rescale the coordinates"
+                    )
         return v
 
     @field_validator("complex")
