@@ -12,6 +12,7 @@ command left its mark).
 Run as a script for the big tier::
 
     python tests/spec_fuzz.py --n 10000 --seed 20261207 --jobs 2
+    python tests/spec_fuzz.py --n 300 --seed 20261208 --jobs 2 --cli
 """
 
 from __future__ import annotations
@@ -269,10 +270,10 @@ def _through_cli(path, base, timeout):
 
 
 def _shard(args):
-    seed, start, stop, timeout = args
+    seed, start, stop, timeout, cli = args
     rng = random.Random(seed)
     mutations = [draw(rng) for _ in range(stop)][start:]
-    return [(m, *classify(m, timeout)) for m in mutations]
+    return [(m, *classify(m, timeout, cli=cli)) for m in mutations]
 
 
 def main(argv=None) -> int:
@@ -282,16 +283,20 @@ def main(argv=None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--out", default=None, help="write every bug and timeout here (JSON)")
+    parser.add_argument(
+        "--cli", action="store_true", help="through `pinnkit validate` in a new process each"
+    )
     args = parser.parse_args(argv)
     import multiprocessing
 
     bounds = [args.n * i // args.jobs for i in range(args.jobs + 1)]
-    tasks = [(args.seed, a, b, args.timeout) for a, b in zip(bounds, bounds[1:])]
+    tasks = [(args.seed, a, b, args.timeout, args.cli) for a, b in zip(bounds, bounds[1:])]
     start = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         results = [r for shard in pool.map(_shard, tasks) for r in shard]
     counts = collections.Counter(outcome for _, outcome, _ in results)
-    print(f"{args.n} mutated specs, seed {args.seed}, {time.perf_counter() - start:.0f} s")
+    where = "through the CLI" if args.cli else "in process"
+    print(f"{args.n} mutated specs, seed {args.seed}, {where}, {time.perf_counter() - start:.0f} s")
     print("| outcome | count |\n|---|---|")
     for outcome in ("spec_error", "ok", "bug", "timeout", "code_ran"):
         print(f"| {outcome} | {counts.get(outcome, 0)} |")

@@ -244,3 +244,37 @@ def test_a_spec_given_as_a_python_dict_has_the_same_limits():
     data["extra"] = data
     with pytest.raises(SpecError, match="contains itself"):
         load_spec(data)
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("time_s,voltage_V\n0,4.1\n10,4.0\n", None),
+        ("time_s,voltage_V\n0,4.1\n10,nan\n", "finite"),
+        ("time_s,voltage_V\n0,4100\n10,4000\n", "millivolts"),
+        ("time_s,voltage_V\n0,4.1\n10\n", "not two numbers"),
+        ("", "empty"),
+    ],
+)
+def test_a_calibration_curve_is_checked_before_sampling(tmp_path, content, match):
+    """Beyond test_battery's missing column and times that do not increase."""
+    pytest.importorskip("blackjax")
+    from pinnkit.battery.calibrate import read_voltage_csv
+
+    path = tmp_path / "curve.csv"
+    path.write_text(content)
+    if match is None:
+        t, v = read_voltage_csv(path)
+        assert t.tolist() == [0, 10] and v.tolist() == [4.1, 4.0]
+        return
+    with pytest.raises(SpecError, match=match) as info:
+        read_voltage_csv(path)
+    assert info.value.path == "--data"
+
+
+def test_an_operator_batch_too_large_for_the_device_is_refused():
+    spec = PROBLEMS / "sfno_ns2d_small.yaml"
+    with pytest.raises(SpecError, match="GiB.*memory_check: false") as info:
+        load_spec(spec, ["train.batch_size=100000000"])
+    assert info.value.path == "train.batch_size"
+    load_spec(spec, ["train.batch_size=100000000", "train.memory_check=false"])

@@ -76,6 +76,13 @@ def read_voltage_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         raise SpecError(f"{path}: expected at least 2 rows of finite numbers", path="--data")
     if np.any(np.diff(t) <= 0) or t[0] < 0:
         raise SpecError(f"{path}: expected times >= 0, strictly increasing", path="--data")
+    if not np.all((v > 0) & (v < 10)):
+        bad = float(v[np.argmax(~((v > 0) & (v < 10)))])
+        unit = " (millivolts? give volts)" if 100 < abs(bad) < 10_000 else ""
+        raise SpecError(
+            f"{path}: voltage_V {bad} is outside (0, 10) V{unit}; a cell's voltage in volts",
+            path="--data",
+        )
     return t, v
 
 

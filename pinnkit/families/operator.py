@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..report.rundir import run_header
-from ..spec.loader import SpecSource
+from ..spec.loader import SpecSource, device_bytes
 from ..spec.operator import OperatorSpec, is_operator_spec, validate_operator_spec
 from ._base import AbstractFamily, Outcome, headline
 
@@ -62,7 +62,31 @@ class OperatorFamily(SpecSource, AbstractFamily):
                 jax.eval_shape(model, arrays["test_inputs"][0])
             except SpecError as e:
                 raise SpecError(e.message, path=f"model.{e.path or 'modes'}") from None
+        loaded._check_memory(arrays["test_inputs"].shape)
         return loaded
+
+    def _check_memory(self, shape) -> None:
+        """A batch's activations (every layer's channels, lifted by the expansion, on the
+        padded space-time grid, kept for the backward pass) against the device's memory."""
+        from ..spec.loader import device_bytes
+
+        t, m = self.spec.train, self.spec.model
+        if not t.memory_check:
+            return
+        grid = float(np.prod(shape[1:]))  # one input: (time, x, y)
+        latent = 2 * (self.spec.data.in_steps + self.spec.data.out_steps)
+        channels = m.width * (getattr(m, "expansion", 1) + 1) * (m.layers + 2)
+        itemsize = 8 if t.dtype == "float64" else 4
+        need = 3.0 * t.batch_size * grid / max(shape[1], 1) * latent * channels * itemsize
+        have = device_bytes()
+        if need > have:
+            raise SpecError(
+                f"one batch needs about {need / 2**30:.3g} GiB by the model's estimate and the "
+                f"device has {have / 2**30:.3g} GiB: lower train.batch_size (now "
+                f"{t.batch_size}), data.res or model.width, or set train.memory_check: false "
+                "to try anyway",
+                path="train.batch_size",
+            )
 
     # --- what the spec names --------------------------------------------------------------
     @property

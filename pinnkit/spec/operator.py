@@ -88,6 +88,9 @@ class OperatorTrain(Strict):
     log_every: PositiveCount = 50
     eval_every: PositiveCount = 100
     checkpoint_every: PositiveCount = 100
+    memory_check: bool = Field(
+        True, description="refuse a batch estimated to need more memory than the device has"
+    )
 
 
 class OperatorRefine(Strict):
