@@ -35,6 +35,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROBLEMS = sorted((ROOT / "problems").glob("*.yaml"))
 MARK = pathlib.Path(tempfile.gettempdir()) / "pinnkit-fuzz-code-ran"
+CLI_STARTUP = 10.0  # seconds added to the bound for a new process
 
 INJECTIONS = [
     f"__import__('os').system('touch {MARK}')",
@@ -219,7 +220,8 @@ def classify(mutation: tuple, timeout: float = 5.0, cli: bool = False) -> tuple[
         path.write_bytes(text.encode("latin-1") if mutation[1] == "bytes" else text.encode())
         # relative files (reference data, scans) resolve against the problem's own folder
         previous = signal.signal(signal.SIGALRM, _alarm)
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+        # through the CLI, a new interpreter starts and imports jax first (2-4 s)
+        signal.setitimer(signal.ITIMER_REAL, timeout + (CLI_STARTUP if cli else 0.0))
         start = time.perf_counter()
         try:
             if cli:
@@ -255,7 +257,7 @@ def _through_cli(path, base, timeout):
             [sys.executable, "-m", "pinnkit.cli", "validate", str(spec)],
             capture_output=True,
             text=True,
-            timeout=timeout + 20,  # the interpreter's and jax's start-up on top
+            timeout=timeout + CLI_STARTUP + 5,  # killed if the alarm somehow did not fire
             errors="replace",
         )
     except subprocess.TimeoutExpired:

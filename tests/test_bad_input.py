@@ -278,3 +278,18 @@ def test_an_operator_batch_too_large_for_the_device_is_refused():
         load_spec(spec, ["train.batch_size=100000000"])
     assert info.value.path == "train.batch_size"
     load_spec(spec, ["train.batch_size=100000000", "train.memory_check=false"])
+
+
+@pytest.mark.parametrize(
+    "override, path",
+    [
+        ("train.levels.0.points=1000000000", "train.levels[0].points"),
+        ("reference.times=1000000000", "reference.times"),
+    ],
+)
+def test_a_battery_level_or_reference_too_large_for_the_device_is_refused(override, path):
+    spec = PROBLEMS / "spm_surrogate.yaml"
+    with pytest.raises(SpecError, match="GiB.*memory_check: false") as info:
+        load_spec(spec, [override])
+    assert info.value.path == path
+    load_spec(spec, [override, "train.memory_check=false"])

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import DivergenceError, InterruptedRun, SpecError
 from ..report.rundir import RunDirectory, run_header
 from ..spec.battery import BatterySpec, is_battery_spec, resolve_steps
-from ..spec.loader import SpecSource, validate_as
+from ..spec.loader import SpecSource, device_bytes, validate_as
 from ..train.checkpoint import Checkpointer
 from ._base import AbstractFamily, Outcome, headline
 
@@ -51,7 +51,35 @@ class BatteryFamily(SpecSource, AbstractFamily):
         loaded = cls(spec, data, pathlib.Path(base_dir))
         loaded.parameters()
         loaded.levels()
+        loaded._check_memory()
         return loaded
+
+    def _check_memory(self) -> None:
+        """The largest level's step (its points through the surrogate, with the derivatives
+        in r and t the residuals take, kept for the backward pass) and the reference grid's
+        solves (every degradation pair, at every time and node, with the ODE solver's
+        stages), each against the device's memory."""
+        s = self.spec
+        if not s.train.memory_check:
+            return
+        itemsize = 8 if s.train.dtype == "float64" else 4
+        units = s.model.width * (s.model.depth + 1) * (1 + 4 + 16)
+        level = max(range(len(s.train.levels)), key=lambda i: s.train.levels[i].points)
+        points = s.train.levels[level].points
+        r = s.reference
+        needs = [
+            (3.0 * points * units * itemsize, f"train.levels[{level}].points", points),
+            (16.0 * r.grid**2 * r.times * r.nodes * 8, "reference.times", r.times),
+        ]
+        have = device_bytes()
+        for need, key, value in needs:
+            if need > have:
+                raise SpecError(
+                    f"this needs about {need / 2**30:.3g} GiB by pinnkit's estimate and the "
+                    f"device has {have / 2**30:.3g} GiB: lower {key} (now {value}), or set "
+                    "train.memory_check: false to try anyway",
+                    path=key,
+                )
 
     def resolved(self) -> dict:
         return self.spec.model_dump(mode="json", exclude_none=True)

@@ -68,7 +68,6 @@ class OperatorFamily(SpecSource, AbstractFamily):
     def _check_memory(self, shape) -> None:
         """A batch's activations (every layer's channels, lifted by the expansion, on the
         padded space-time grid, kept for the backward pass) against the device's memory."""
-        from ..spec.loader import device_bytes
 
         t, m = self.spec.train, self.spec.model
         if not t.memory_check:

@@ -58,6 +58,11 @@ class SPMTrain(Strict):
     )
     dtype: Literal["float32", "float64"] = "float32"
     seed: Seed = 0
+    memory_check: bool = Field(
+        True,
+        description="refuse levels or a reference grid estimated to need more memory than "
+        "the device has",
+    )
 
 
 class SPMReference(Strict):
