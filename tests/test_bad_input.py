@@ -4,6 +4,7 @@ found in reading files and deriving defaults."""
 import pathlib
 import time
 
+import numpy as np
 import pytest
 
 from pinnkit._solve import load_spec
@@ -293,3 +294,15 @@ def test_a_battery_level_or_reference_too_large_for_the_device_is_refused(overri
         load_spec(spec, [override])
     assert info.value.path == path
     load_spec(spec, [override, "train.memory_check=false"])
+
+
+def test_a_reference_table_may_have_empty_cells_but_not_infinite_ones(tmp_path):
+    """The Ghia table leaves u empty on one centreline and v on the other: not known there."""
+    spec = PROBLEMS / "cavity_re100.yaml"
+    reference = load_spec(spec).problem().reference()
+    assert np.isnan(reference.values["u"]).any() and np.isfinite(reference.values["v"]).any()
+    table = (PROBLEMS / "data" / "ghia1982_re100.csv").read_text().replace("0.84123", "inf")
+    (tmp_path / "ghia.csv").write_text(table)
+    with pytest.raises(SpecError, match="not infinite") as info:
+        load_spec(spec, [f"reference.file={tmp_path / 'ghia.csv'}"]).problem().reference()
+    assert info.value.path == "reference.file"

@@ -437,8 +437,10 @@ class Transformed(AbstractGeometry):
             raise SpecError(f"`rotation` must be an orthogonal {d}x{d} matrix")
         if not scale > 0:
             raise SpecError(f"`scale` must be > 0, got {scale}")
-        self.inner, self.rotation, self.scale = inner, r, scale
-        self.shift = np.zeros(d) if shift is None else shift
+        b = np.zeros(d) if shift is None else np.asarray(shift, float).ravel()
+        if b.shape != (d,):
+            raise SpecError(f"`shift` must have {d} components, got {b.size}")
+        self.inner, self.rotation, self.scale, self.shift = inner, r, scale, b
 
     def _to_inner(self, x):
         return (

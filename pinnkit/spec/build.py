@@ -430,9 +430,10 @@ def _integral(index, cfg, box, fields, constants, complex_fields=()) -> Integral
     )
 
 
-def _read_table(path: pathlib.Path, where: str) -> dict[str, np.ndarray]:
-    """The named columns of a ``.npz`` or ``.csv`` file (a header row of names), each finite;
-    anything unreadable is a `SpecError` naming the file and the key."""
+def _read_table(path: pathlib.Path, where: str, *, missing: bool = False) -> dict[str, np.ndarray]:
+    """The named columns of a ``.npz`` or ``.csv`` file (a header row of names), each finite,
+    or NaN where ``missing`` values are allowed (a reference table's empty cells: not known
+    there); anything unreadable is a `SpecError` naming the file and the key."""
     if not is_file(path):
         raise SpecError(f"no such file {str(path)!r}", path=where)
     if path.suffix not in (".npz", ".csv"):
@@ -456,11 +457,16 @@ def _read_table(path: pathlib.Path, where: str) -> dict[str, np.ndarray]:
             path=where,
         ) from None
     for name, column in table.items():
-        if not np.all(np.isfinite(column)):
-            row = int(np.argmax(~np.isfinite(column)))
+        bad = np.isinf(column) if missing else ~np.isfinite(column)
+        if np.any(bad):
+            row = int(np.argmax(bad))
             raise SpecError(
                 f"column {name!r} of {path.name!r} is {column.flat[row]} at row {row}: values "
-                "must be finite (drop or fill missing rows)",
+                + (
+                    "may be missing (empty) but not infinite"
+                    if missing
+                    else "must be finite (drop or fill missing rows)"
+                ),
                 path=where,
             )
     return table
@@ -559,7 +565,7 @@ def _reference_values(ref, spec: Spec, box, fields, symbols, base_dir, grid):
         path = base_dir / ref.file
 
         def make():
-            table = _read_table(path, "reference.file")
+            table = _read_table(path, "reference.file", missing=True)
             for f in complex_fields:  # a complex field as one complex column or its parts
                 re, im = part_names(f)
                 if f not in table and re in table and im in table:
