@@ -6,6 +6,7 @@ spec layer (`pinnkit.spec.schema`) only collects these; nothing here imports the
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -113,11 +114,7 @@ GP_DEFAULT_STEPS = 300
 
 
 def _nodes(grid: int | list[int], dims: int) -> float:
-    sizes = [grid] * dims if isinstance(grid, int) else grid
-    total = 1.0
-    for n in sizes:
-        total *= n
-    return total
+    return float(math.prod([grid] * dims if isinstance(grid, int) else grid))
 
 
 class GPConfig(ModelConfig):

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import DivergenceError, InterruptedRun, SpecError
 from ..report.rundir import RunDirectory, run_header
 from ..spec.battery import BatterySpec, is_battery_spec, resolve_steps
-from ..spec.loader import SpecSource, device_bytes, validate_as
+from ..spec.loader import SpecSource, refuse_beyond_device, validate_as
 from ..train.checkpoint import Checkpointer
 from ._base import AbstractFamily, Outcome, headline
 
@@ -67,19 +67,12 @@ class BatteryFamily(SpecSource, AbstractFamily):
         level = max(range(len(s.train.levels)), key=lambda i: s.train.levels[i].points)
         points = s.train.levels[level].points
         r = s.reference
-        needs = [
-            (3.0 * points * units * itemsize, f"train.levels[{level}].points", points),
-            (16.0 * r.grid**2 * r.times * r.nodes * 8, "reference.times", r.times),
-        ]
-        have = device_bytes()
-        for need, key, value in needs:
-            if need > have:
-                raise SpecError(
-                    f"this needs about {need / 2**30:.3g} GiB by pinnkit's estimate and the "
-                    f"device has {have / 2**30:.3g} GiB: lower {key} (now {value}), or set "
-                    "train.memory_check: false to try anyway",
-                    path=key,
-                )
+        refuse_beyond_device(
+            3.0 * points * units * itemsize, f"train.levels[{level}].points", points, "a level"
+        )
+        refuse_beyond_device(
+            16.0 * r.grid**2 * r.times * r.nodes * 8, "reference.times", r.times, "the reference"
+        )
 
     def resolved(self) -> dict:
         return self.spec.model_dump(mode="json", exclude_none=True)

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..report.rundir import run_header
-from ..spec.loader import SpecSource, device_bytes
+from ..spec.loader import SpecSource, refuse_beyond_device
 from ..spec.operator import OperatorSpec, is_operator_spec, validate_operator_spec
 from ._base import AbstractFamily, Outcome, headline
 
@@ -68,7 +68,6 @@ class OperatorFamily(SpecSource, AbstractFamily):
     def _check_memory(self, shape) -> None:
         """A batch's activations (every layer's channels, lifted by the expansion, on the
         padded space-time grid, kept for the backward pass) against the device's memory."""
-
         t, m = self.spec.train, self.spec.model
         if not t.memory_check:
             return
@@ -77,15 +76,7 @@ class OperatorFamily(SpecSource, AbstractFamily):
         channels = m.width * (getattr(m, "expansion", 1) + 1) * (m.layers + 2)
         itemsize = 8 if t.dtype == "float64" else 4
         need = 3.0 * t.batch_size * grid / max(shape[1], 1) * latent * channels * itemsize
-        have = device_bytes()
-        if need > have:
-            raise SpecError(
-                f"one batch needs about {need / 2**30:.3g} GiB by the model's estimate and the "
-                f"device has {have / 2**30:.3g} GiB: lower train.batch_size (now "
-                f"{t.batch_size}), data.res or model.width, or set train.memory_check: false "
-                "to try anyway",
-                path="train.batch_size",
-            )
+        refuse_beyond_device(need, "train.batch_size", t.batch_size, "one batch")
 
     # --- what the spec names --------------------------------------------------------------
     @property

@@ -414,13 +414,19 @@ def check_memory(spec: Spec, model: ModelConfig, lines=None) -> None:
     itemsize = 8 if train.dtype == "float64" else 4
     points = train.points.interior + train.points.boundary
     need, key = model.step_bytes(len(spec.coords), points, itemsize)
+    value = train.points.interior if key == "train.points.interior" else model.grid
+    refuse_beyond_device(need, key, value, "one training step", lines)
+
+
+def refuse_beyond_device(need: float, key: str, value, what: str, lines=None) -> None:
+    """A `SpecError` naming ``key`` (now ``value``) when ``need`` bytes, the estimate of
+    ``what``, exceed the device's memory; the override is ``train.memory_check: false``."""
     have = device_bytes()
     if need > have:
-        value = train.points.interior if key == "train.points.interior" else model.grid
         raise SpecError(
-            f"one training step needs about {need / 2**30:.3g} GiB by the backend's estimate "
-            f"and the device has {have / 2**30:.3g} GiB: lower {key} (now {value}) or the "
-            "model's size, or set train.memory_check: false to try anyway",
+            f"{what} needs about {need / 2**30:.3g} GiB by pinnkit's estimate and the device "
+            f"has {have / 2**30:.3g} GiB: lower {key} (now {value}) or the model's size, or "
+            "set train.memory_check: false to try anyway",
             path=key,
             line=_nearest_line(lines or {}, tuple(key.split("."))),
         )
